@@ -1,0 +1,21 @@
+//! The concrete Burn backends this crate is built with, one per cargo feature.
+//!
+//! | feature | backend | device |
+//! | --- | --- | --- |
+//! | `cpu` (default) | [`burn::backend::Flex`], SIMD + multi-threaded gemm | the host |
+//! | `cuda` | [`burn::backend::Cuda`] with kernel fusion and autotune | an NVIDIA GPU (`libcuda` and `libnvrtc` are loaded at run time) |
+//! | `wgpu` | [`burn::backend::Wgpu`] with kernel fusion and autotune | Vulkan, Metal or DX12 |
+//!
+//! Everything else in the crate is generic over `B: Backend`; only a binary names one of these.
+
+/// The CPU backend.
+#[cfg(feature = "cpu")]
+pub type Cpu = burn::backend::Flex;
+
+/// The CUDA backend.
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Cuda;
+
+/// The WGPU backend.
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn::backend::Wgpu;

@@ -1,0 +1,90 @@
+//! The errors of this crate: every variant names the file, tensor or input involved.
+
+use std::path::PathBuf;
+
+/// Errors of model loading and inference.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The model config is missing, malformed or describes an impossible model.
+    #[error("invalid model config {}: {reason}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The path holds no checkpoint layout this crate knows.
+    #[error("{}: no entropy-model checkpoint found ({reason}); expected config.json + model.safetensors (facebook/blt-entropy layout), params.json + consolidated.pth (Meta's layout) or a Hugging Face BLT checkpoint with `model.patcher.*` tensors", path.display())]
+    UnknownLayout {
+        /// The directory or file.
+        path: PathBuf,
+        /// What was looked for and not found.
+        reason: String,
+    },
+    /// The weights file is not a valid safetensors / PyTorch file (truncated, bad header, ...).
+    #[error("{}: not a valid {format} file: {reason}", path.display())]
+    InvalidWeights {
+        /// The weights file.
+        path: PathBuf,
+        /// `safetensors` or `PyTorch`.
+        format: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tensor the model needs is not in the weights file.
+    #[error("{}: tensor `{name}` is missing", path.display())]
+    MissingTensor {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor's name in the file's own naming.
+        name: String,
+    },
+    /// A tensor has the wrong shape for the config.
+    #[error("{}: tensor `{name}` has shape {found:?}, but the config needs {expected:?}", path.display())]
+    ShapeMismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor's name in the file's own naming.
+        name: String,
+        /// Shape the config implies.
+        expected: Vec<usize>,
+        /// Shape found in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor is not stored as a floating-point type.
+    #[error("{}: tensor `{name}` is stored as {found}; expected F32, BF16 or F16", path.display())]
+    UnsupportedDType {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor's name in the file's own naming.
+        name: String,
+        /// The dtype found.
+        found: String,
+    },
+    /// Burn refused to apply the weights (should not happen after validation).
+    #[error("{}: loading the weights failed: {reason}", path.display())]
+    Load {
+        /// The weights file.
+        path: PathBuf,
+        /// Burn's message.
+        reason: String,
+    },
+    /// An input the model cannot take (a token id outside the vocabulary, ...).
+    #[error("invalid model input: {0}")]
+    Input(String),
+    /// A tensor could not be read back from the device.
+    #[error("reading a tensor back from the device failed: {0}")]
+    Readback(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,222 @@
+//! Per-position entropies, prominence and hidden states for whole documents of any length.
+//!
+//! Each document is cut into independent windows of the model's `max_seqlen` (the reference's
+//! long-input rule, [`crate::windows`]); windows of many documents are sorted by length and run
+//! together in padded batches bounded by a token budget. Padding sits on the right and never
+//! changes a real position (attention is causal), so a document's results do not depend on what
+//! it was batched with: the reference's one-document-at-a-time semantics.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor};
+
+use crate::config::EntropyModelConfig;
+use crate::mask::{AttentionPlan, AttentionRule};
+use crate::model::{token_tensor, EntropyModel};
+use crate::rope::RotaryEmbedding;
+use crate::windows::windows;
+use crate::{Error, Result};
+
+/// What to compute besides entropies and prominence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EstimateOptions {
+    /// Keep the pre-norm hidden states (`[seq, dim]` f32 per document).
+    pub hidden: bool,
+    /// Keep the logits (`[seq, vocab]` f32 per document).
+    pub logits: bool,
+    /// Most tokens (batch × padded length) run in one forward pass.
+    pub max_batch_tokens: usize,
+}
+
+impl Default for EstimateOptions {
+    fn default() -> Self {
+        Self {
+            hidden: false,
+            logits: false,
+            max_batch_tokens: 16 * 1024,
+        }
+    }
+}
+
+/// The model's outputs for one document, one value (or row) per token position.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SequenceEstimate {
+    /// Entropy (nats) of the prediction made at each position, i.e. about the next token.
+    pub entropies: Vec<f32>,
+    /// L2 norm of the pre-norm hidden state at each position.
+    pub prominence: Vec<f32>,
+    /// Pre-norm hidden states, row-major `[seq, dim]`, if asked for.
+    pub hidden: Option<Vec<f32>>,
+    /// Logits, row-major `[seq, vocab]`, if asked for.
+    pub logits: Option<Vec<f32>>,
+}
+
+/// An entropy model with its config, ready to estimate documents.
+#[derive(Debug)]
+pub struct EntropyEstimator<B: Backend> {
+    model: EntropyModel<B>,
+    config: EntropyModelConfig,
+    device: B::Device,
+}
+
+impl<B: Backend> EntropyEstimator<B> {
+    /// Wraps a loaded model.
+    pub fn new(model: EntropyModel<B>, config: EntropyModelConfig, device: B::Device) -> Self {
+        Self {
+            model,
+            config,
+            device,
+        }
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &EntropyModelConfig {
+        &self.config
+    }
+
+    /// The model.
+    pub fn model(&self) -> &EntropyModel<B> {
+        &self.model
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// The model's float dtype.
+    pub fn dtype(&self) -> DType {
+        self.model.dtype()
+    }
+
+    fn rule(&self) -> AttentionRule {
+        AttentionRule {
+            window: self.config.sliding_window,
+            eos_cut: self
+                .config
+                .attn_bias_type
+                .cuts_at_eos()
+                .then_some(self.config.eos_id),
+        }
+    }
+
+    /// Estimates one document.
+    pub fn estimate(&self, tokens: &[u32], options: EstimateOptions) -> Result<SequenceEstimate> {
+        let mut out = self.estimate_many(&[tokens], options)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Estimates many documents, batching their windows together.
+    pub fn estimate_many(
+        &self,
+        documents: &[&[u32]],
+        options: EstimateOptions,
+    ) -> Result<Vec<SequenceEstimate>> {
+        for (d, doc) in documents.iter().enumerate() {
+            if let Some((pos, id)) = doc
+                .iter()
+                .enumerate()
+                .find(|(_, &id)| id as usize >= self.config.vocab_size)
+            {
+                return Err(Error::Input(format!(
+                    "document {d}: token id {id} at position {pos} is outside the vocabulary of {}",
+                    self.config.vocab_size
+                )));
+            }
+        }
+        let (dim, vocab) = (self.config.dim, self.config.vocab_size);
+        let mut results: Vec<SequenceEstimate> = documents
+            .iter()
+            .map(|doc| SequenceEstimate {
+                entropies: vec![0.0; doc.len()],
+                prominence: vec![0.0; doc.len()],
+                hidden: options.hidden.then(|| vec![0.0; doc.len() * dim]),
+                logits: options.logits.then(|| vec![0.0; doc.len() * vocab]),
+            })
+            .collect();
+
+        // (document, window) pairs, longest first, so that batches pad little.
+        let mut jobs: Vec<(usize, std::ops::Range<usize>)> = documents
+            .iter()
+            .enumerate()
+            .flat_map(|(d, doc)| windows(doc.len(), self.config.max_seqlen).map(move |w| (d, w)))
+            .collect();
+        jobs.sort_by_key(|(d, w)| (std::cmp::Reverse(w.len()), *d, w.start));
+
+        let budget = options.max_batch_tokens.max(1);
+        let mut start = 0;
+        while start < jobs.len() {
+            let seq = jobs[start].1.len();
+            let rows = (budget / seq).max(1).min(jobs.len() - start);
+            let batch = &jobs[start..start + rows];
+            self.run_batch(documents, batch, seq, options, &mut results)?;
+            start += rows;
+        }
+        Ok(results)
+    }
+
+    fn run_batch(
+        &self,
+        documents: &[&[u32]],
+        batch: &[(usize, std::ops::Range<usize>)],
+        seq: usize,
+        options: EstimateOptions,
+        results: &mut [SequenceEstimate],
+    ) -> Result<()> {
+        let _span = tracing::debug_span!("forward", rows = batch.len(), seq).entered();
+        let rows: Vec<Vec<u32>> = batch
+            .iter()
+            .map(|(d, w)| {
+                let mut row = documents[*d][w.clone()].to_vec();
+                row.resize(seq, blt_tokenizer::BOE_ID);
+                row
+            })
+            .collect();
+        let ids: Vec<i64> = rows.iter().flatten().map(|&t| t as i64).collect();
+        let row_refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+        let tokens = token_tensor::<B>(ids, rows.len(), seq, &self.device);
+        let rope = RotaryEmbedding::new(
+            seq,
+            self.config.head_dim(),
+            self.config.rope_theta,
+            &self.device,
+        );
+        let plan = AttentionPlan::new(&self.rule(), &row_refs, seq, &self.device);
+        let out = self.model.forward_with_plan(tokens, &rope, &plan);
+
+        let entropies = read_f32(out.entropies())?;
+        let prominence = read_f32(out.prominence())?;
+        let hidden = options
+            .hidden
+            .then(|| read_f32(out.hidden.clone()))
+            .transpose()?;
+        let logits = options
+            .logits
+            .then(|| read_f32(out.logits.clone()))
+            .transpose()?;
+
+        let (dim, vocab) = (self.config.dim, self.config.vocab_size);
+        for (r, (d, w)) in batch.iter().enumerate() {
+            let len = w.len();
+            let res = &mut results[*d];
+            res.entropies[w.clone()].copy_from_slice(&entropies[r * seq..r * seq + len]);
+            res.prominence[w.clone()].copy_from_slice(&prominence[r * seq..r * seq + len]);
+            if let (Some(dst), Some(src)) = (res.hidden.as_mut(), hidden.as_ref()) {
+                dst[w.start * dim..w.end * dim]
+                    .copy_from_slice(&src[r * seq * dim..(r * seq + len) * dim]);
+            }
+            if let (Some(dst), Some(src)) = (res.logits.as_mut(), logits.as_ref()) {
+                dst[w.start * vocab..w.end * vocab]
+                    .copy_from_slice(&src[r * seq * vocab..(r * seq + len) * vocab]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a float tensor back to the host as f32.
+fn read_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
+    t.cast(DType::F32)
+        .into_data()
+        .into_vec::<f32>()
+        .map_err(|e| Error::Readback(format!("{e:?}")))
+}

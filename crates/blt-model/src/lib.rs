@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod checkpoint;
+pub mod config;
+mod error;
+pub mod estimator;
+pub mod mask;
+pub mod model;
+pub mod rope;
+pub mod windows;
+
+pub use burn::tensor::DType;
+pub use checkpoint::{Checkpoint, CheckpointFormat, TensorInfo};
+pub use config::{AttentionBias, EntropyModelConfig};
+pub use error::{Error, Result};
+pub use estimator::{EntropyEstimator, EstimateOptions, SequenceEstimate};
+pub use model::{entropy, EntropyModel, ForwardOutput};
