@@ -19,3 +19,17 @@ pub type Cuda = burn::backend::Cuda;
 /// The WGPU backend.
 #[cfg(feature = "wgpu")]
 pub type Wgpu = burn::backend::Wgpu;
+
+pub use burn::tensor::backend::Backend;
+
+/// The device of CUDA GPU `index`.
+#[cfg(feature = "cuda")]
+pub fn cuda_device(index: usize) -> <Cuda as Backend>::Device {
+    burn::backend::cuda::CudaDevice::new(index)
+}
+
+/// The device of discrete GPU `index` under WGPU.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device(index: usize) -> <Wgpu as Backend>::Device {
+    burn::backend::wgpu::WgpuDevice::DiscreteGpu(index)
+}

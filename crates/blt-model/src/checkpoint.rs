@@ -77,6 +77,30 @@ pub struct TensorInfo {
     pub dtype: String,
 }
 
+/// How a checkpoint's tensors compare with what its config needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckpointReport {
+    /// Needed tensors that are absent (file naming).
+    pub missing: Vec<String>,
+    /// Tensors with a shape other than the config implies: (name, expected, found).
+    pub wrong_shape: Vec<(String, Vec<usize>, Vec<usize>)>,
+    /// Tensors stored in a non-float dtype: (name, dtype).
+    pub wrong_dtype: Vec<(String, String)>,
+    /// Stored tensors the model does not use (reference naming after remapping).
+    pub unused: Vec<String>,
+    /// Dtype of the (first) usable weight.
+    pub dtype: Option<DType>,
+    /// Parameters in the usable tensors.
+    pub loaded_params: usize,
+}
+
+impl CheckpointReport {
+    /// Whether every needed tensor is present and usable.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty() && self.wrong_shape.is_empty() && self.wrong_dtype.is_empty()
+    }
+}
+
 /// A checkpoint on disk: where its files are, its layout and its config.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -317,36 +341,60 @@ impl Checkpoint {
             .collect())
     }
 
+    /// Compares the file's tensors with what the config needs, listing every problem.
+    pub fn report(&self) -> Result<CheckpointReport> {
+        let stored = self.stored_tensors()?;
+        let expected = Self::expected_tensors(&self.config);
+        let mut report = CheckpointReport::default();
+        for (name, shape) in &expected {
+            match stored.get(name) {
+                None => report.missing.push(self.file_name_of(name)),
+                Some((found, dtype)) => {
+                    if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16 | DType::F64) {
+                        report
+                            .wrong_dtype
+                            .push((self.file_name_of(name), format!("{dtype:?}")));
+                    } else if found != shape {
+                        report
+                            .wrong_shape
+                            .push((self.file_name_of(name), shape.clone(), found.clone()));
+                    } else {
+                        report.dtype.get_or_insert(*dtype);
+                        report.loaded_params += shape.iter().product::<usize>();
+                    }
+                }
+            }
+        }
+        let expected_names: std::collections::BTreeSet<&str> =
+            expected.iter().map(|(n, _)| n.as_str()).collect();
+        report.unused = stored
+            .keys()
+            .filter(|k| !expected_names.contains(k.as_str()))
+            .cloned()
+            .collect();
+        Ok(report)
+    }
+
     /// Checks that the file holds every tensor the config needs, with the right shape and a
     /// floating-point dtype. Returns the stored dtype of the weights.
     pub fn validate(&self) -> Result<DType> {
-        let stored = self.stored_tensors()?;
-        let mut dtype = None;
-        for (name, shape) in Self::expected_tensors(&self.config) {
-            let Some((found, found_dtype)) = stored.get(&name) else {
-                return Err(Error::MissingTensor {
-                    path: self.weights_path.clone(),
-                    name: self.file_name_of(&name),
-                });
-            };
-            if !matches!(found_dtype, DType::F32 | DType::BF16 | DType::F16 | DType::F64) {
-                return Err(Error::UnsupportedDType {
-                    path: self.weights_path.clone(),
-                    name: self.file_name_of(&name),
-                    found: format!("{found_dtype:?}"),
-                });
-            }
-            if *found != shape {
-                return Err(Error::ShapeMismatch {
-                    path: self.weights_path.clone(),
-                    name: self.file_name_of(&name),
-                    expected: shape,
-                    found: found.clone(),
-                });
-            }
-            dtype.get_or_insert(*found_dtype);
+        let report = self.report()?;
+        let path = self.weights_path.clone();
+        if let Some(name) = report.missing.into_iter().next() {
+            return Err(Error::MissingTensor { path, name });
         }
-        Ok(dtype.unwrap_or(DType::F32))
+        if let Some((name, found)) = report.wrong_dtype.into_iter().next() {
+            return Err(Error::UnsupportedDType { path, name, found });
+        }
+        if let Some((name, expected, found)) = report.wrong_shape.into_iter().next() {
+            return Err(Error::ShapeMismatch {
+                path,
+                name,
+                expected,
+                found,
+            });
+        }
+        Ok(report.dtype.unwrap_or(DType::F32))
     }
 
     /// Loads the weights into a model on `device`, converted to `dtype` (`None`: as stored).

@@ -12,7 +12,7 @@ pub mod rope;
 pub mod windows;
 
 pub use burn::tensor::DType;
-pub use checkpoint::{Checkpoint, CheckpointFormat, TensorInfo};
+pub use checkpoint::{Checkpoint, CheckpointFormat, CheckpointReport, TensorInfo};
 pub use config::{AttentionBias, EntropyModelConfig};
 pub use error::{Error, Result};
 pub use estimator::{EntropyEstimator, EstimateOptions, SequenceEstimate};

@@ -1,0 +1,139 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::device::DeviceSpec;
+
+/// Entropy patching of raw bytes with Meta's Byte Latent Transformer (BLT) entropy model.
+#[derive(Debug, Parser)]
+#[command(name = "blt", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); BLT_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute per-byte entropies of a text or file and cut it into patches.
+    #[command(after_help = "Examples:\n  \
+        blt patch --model path/to/model --text 'Hello, world'\n  \
+        blt patch --model facebook/blt-entropy --file notes.txt --json\n  \
+        blt patch --model path/to/model --file data.bin --mode space")]
+    Patch(PatchArgs),
+    /// Show a checkpoint's config, parameter count, dtype and tensors, and what is missing.
+    #[command(after_help = "Example:\n  blt inspect-model path/to/blt-entropy")]
+    InspectModel(InspectModelArgs),
+}
+
+/// Where the model comes from and how it runs.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Model: a checkpoint directory (or weights file), or a Hugging Face repo id such as
+    /// `facebook/blt-entropy` (resolved through the HF cache; HF_TOKEN, HF_HUB_OFFLINE apply).
+    #[arg(long, env = "BLT_MODEL")]
+    pub model: String,
+    /// Revision of a Hub repo (branch, tag or commit).
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// Device: cpu, cuda[:N] or wgpu[:N] (each needs its cargo feature).
+    #[arg(long, default_value = "cpu", env = "BLT_DEVICE")]
+    pub device: DeviceSpec,
+    /// Compute dtype of the model (entropies are always computed in f32). Default: as stored.
+    #[arg(long)]
+    pub dtype: Option<DTypeArg>,
+}
+
+/// Model compute dtypes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DTypeArg {
+    /// 32-bit float.
+    F32,
+    /// bfloat16.
+    Bf16,
+    /// IEEE half.
+    F16,
+}
+
+/// Patching rules, as the reference's `PatcherArgs`.
+#[derive(Debug, Args)]
+pub struct PatchingArgs {
+    /// Patching mode.
+    #[arg(long, default_value = "entropy", value_parser = ["entropy", "space", "static", "byte", "bpe"])]
+    pub mode: String,
+    /// Entropy threshold in nats (global rule; with --monotonic a threshold on differences).
+    /// Default: the model's calibrated threshold, else 1.335442066192627.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Global + monotonic rule: also require an entropy rise above this.
+    #[arg(long)]
+    pub threshold_add: Option<f32>,
+    /// Monotonic (relative) rule: H[t-1] - H[t-2] > threshold.
+    #[arg(long)]
+    pub monotonic: bool,
+    /// Top-k rule: choose the S/patch-size - 2 highest entropies instead of a threshold.
+    #[arg(long, conflicts_with_all = ["threshold", "monotonic", "threshold_add"])]
+    pub top_k: bool,
+    /// Split patches longer than this.
+    #[arg(long)]
+    pub max_patch_length: Option<usize>,
+    /// Patch size for --mode static and --top-k.
+    #[arg(long, default_value_t = 4.5)]
+    pub patch_size: f32,
+    /// Cover one extra, not yet seen position (lengths sum to S+1), as generation does.
+    #[arg(long)]
+    pub include_next_token: bool,
+}
+
+/// Arguments of `blt patch`.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Text to patch (its UTF-8 bytes).
+    #[arg(long, group = "input", required = true)]
+    pub text: Option<String>,
+    /// File to patch (its raw bytes; any content).
+    #[arg(long, group = "input", required = true)]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub patching: PatchingArgs,
+    /// Print one JSON object {"ids", "entropies", "patch_starts", "patch_lengths"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not add BOS (id 1) before the bytes.
+    #[arg(long)]
+    pub no_bos: bool,
+    /// Do not add EOS (id 2) after the bytes.
+    #[arg(long)]
+    pub no_eos: bool,
+}
+
+/// Arguments of `blt inspect-model`.
+#[derive(Debug, Args)]
+pub struct InspectModelArgs {
+    /// Checkpoint directory or weights file, or a Hub repo id.
+    pub model: String,
+    /// Revision of a Hub repo.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}
