@@ -24,12 +24,12 @@ pub use burn::tensor::backend::Backend;
 
 /// The device of CUDA GPU `index`.
 #[cfg(feature = "cuda")]
-pub fn cuda_device(index: usize) -> <Cuda as Backend>::Device {
+pub fn cuda_device(index: usize) -> burn::backend::cuda::CudaDevice {
     burn::backend::cuda::CudaDevice::new(index)
 }
 
 /// The device of discrete GPU `index` under WGPU.
 #[cfg(feature = "wgpu")]
-pub fn wgpu_device(index: usize) -> <Wgpu as Backend>::Device {
+pub fn wgpu_device(index: usize) -> burn::backend::wgpu::WgpuDevice {
     burn::backend::wgpu::WgpuDevice::DiscreteGpu(index)
 }

@@ -1,0 +1,115 @@
+//! `cargo xtask`: the project's chores.
+//!
+//! - `cargo xtask fetch-model [--repo facebook/blt-entropy] [--revision R]`: downloads an
+//!   entropy model into the standard Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`, `HF_TOKEN`;
+//!   `HF_HUB_OFFLINE=1` resolves from the cache only) and prints its local directory.
+//! - `cargo xtask test`: the whole test suite, as CI runs it: every crate's tests on the CPU
+//!   backend, then `cargo check` of the CUDA and WGPU backends (which CI cannot run).
+
+use std::process::{Command as Process, ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "The blt project's chores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Download an entropy model from the Hugging Face Hub into the standard cache and print its
+    /// local directory. facebook/blt-entropy is gated: accept its licence on its Hub page and set
+    /// HF_TOKEN first.
+    #[command(after_help = "Example:\n  HF_TOKEN=hf_... cargo xtask fetch-model\n  \
+        blt patch --model facebook/blt-entropy --text 'Hello'")]
+    FetchModel {
+        /// Repo id.
+        #[arg(long, default_value = "facebook/blt-entropy")]
+        repo: String,
+        /// Branch, tag or commit.
+        #[arg(long, default_value = "main")]
+        revision: String,
+    },
+    /// Run the whole test suite as CI does: `cargo test --workspace`, then `cargo check` with the
+    /// `cuda` and `wgpu` features.
+    Test {
+        /// Skip the GPU-backend `cargo check`.
+        #[arg(long)]
+        no_gpu_check: bool,
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        test_args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("+ cargo {}", args.join(" "));
+    let status = Process::new(cargo)
+        .args(args)
+        .status()
+        .context("cannot run cargo")?;
+    anyhow::ensure!(status.success(), "`cargo {}` failed", args.join(" "));
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Test {
+            no_gpu_check,
+            test_args,
+        } => {
+            let mut args = vec!["test", "--workspace", "--exclude", "xtask"];
+            if !test_args.is_empty() {
+                args.push("--");
+                args.extend(test_args.iter().map(String::as_str));
+            }
+            cargo(&args)?;
+            if !no_gpu_check {
+                cargo(&[
+                    "check",
+                    "--workspace",
+                    "--exclude",
+                    "xtask",
+                    "--all-targets",
+                    "--features",
+                    "blt-cli/cuda,blt-cli/wgpu",
+                ])?;
+            }
+            Ok(())
+        }
+        Command::FetchModel { repo, revision } => {
+            let options = blt_hub::HubOptions::from_env()
+                .with_revision(revision)
+                .with_progress(true);
+            if options.token.is_none() && !options.offline {
+                eprintln!(
+                    "note: no HF_TOKEN (or saved token) found; gated repos such as facebook/blt-entropy will refuse the download"
+                );
+            }
+            let model = blt_hub::resolve_model(&repo, &options)
+                .with_context(|| format!("cannot fetch {repo}"))?;
+            eprintln!(
+                "{}@{} (commit {})",
+                model.repo,
+                model.revision,
+                model.commit.as_deref().unwrap_or("unknown")
+            );
+            println!("{}", model.dir.display());
+            Ok(())
+        }
+    }
+}
