@@ -26,6 +26,16 @@ pub enum Command {
         blt patch --model facebook/blt-entropy --file notes.txt --json\n  \
         blt patch --model path/to/model --file data.bin --mode space")]
     Patch(PatchArgs),
+    /// Run the entropy model over files, folders or text and write patched outputs with SQLite
+    /// hypergraph sidecars (safetensors per document, or WebDataset shards).
+    #[command(after_help = "Examples:\n  \
+        blt ingest --model path/to/model --input corpus/ --output out/\n  \
+        blt ingest --model path/to/model --input corpus/ --glob '*.txt' --format webdataset --output shards/\n  \
+        find data -name '*.md' | blt ingest --model path/to/model --stdin-list --output out/ --resume")]
+    Ingest(IngestArgs),
+    /// Summarise an output: a safetensors file, a WebDataset shard or a sidecar database.
+    #[command(after_help = "Example:\n  blt inspect out/notes_txt-1a2b3c4d5e6f7a8b.safetensors")]
+    Inspect(InspectArgs),
     /// Show a checkpoint's config, parameter count, dtype and tensors, and what is missing.
     #[command(after_help = "Example:\n  blt inspect-model path/to/blt-entropy")]
     InspectModel(InspectModelArgs),
@@ -112,6 +122,102 @@ pub struct PatchArgs {
     /// Do not add EOS (id 2) after the bytes.
     #[arg(long)]
     pub no_eos: bool,
+}
+
+/// Output layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// `<key>.safetensors` + `<key>.hypergraph.sqlite` per document.
+    Safetensors,
+    /// `shard-NNNNNN.tar` WebDataset shards + `shard-NNNNNN.hypergraph.sqlite` per shard.
+    Webdataset,
+}
+
+/// Which embeddings to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbeddingsArg {
+    /// None.
+    None,
+    /// Mean pre-norm hidden state per patch, `[P, dim]` f16.
+    Patch,
+    /// Pre-norm hidden state per byte, `[S, dim]` f16 (large: 2·dim bytes per input byte).
+    Byte,
+}
+
+/// Arguments of `blt ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A text to ingest as one document.
+    #[arg(long, group = "source", required = true)]
+    pub text: Option<String>,
+    /// One file.
+    #[arg(long, group = "source", required = true)]
+    pub file: Option<PathBuf>,
+    /// A folder, walked recursively in sorted order.
+    #[arg(long, group = "source", required = true)]
+    pub input: Option<PathBuf>,
+    /// Only files whose path relative to --input matches (e.g. '*.txt', 'docs/**/*.md').
+    #[arg(long, requires = "input")]
+    pub glob: Option<String>,
+    /// Read file paths from standard input, one per line.
+    #[arg(long, group = "source", required = true)]
+    pub stdin_list: bool,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Output layout.
+    #[arg(long, value_enum, default_value = "safetensors")]
+    pub format: FormatArg,
+    /// Embeddings to store.
+    #[arg(long, value_enum, default_value = "patch")]
+    pub embeddings: EmbeddingsArg,
+    #[command(flatten)]
+    pub patching: PatchingArgs,
+    /// Skip documents whose outputs are already complete.
+    #[arg(long)]
+    pub resume: bool,
+    /// Refuse documents larger than this many bytes (counted as failed).
+    #[arg(long)]
+    pub max_doc_bytes: Option<u64>,
+    /// Stop at the first bad document (default: log it, count it, go on).
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Also write each sidecar as JSON next to it.
+    #[arg(long)]
+    pub export_json: bool,
+    /// Roll WebDataset shards at this many bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub shard_max_bytes: u64,
+    /// Roll WebDataset shards at this many samples.
+    #[arg(long, default_value_t = 10_000)]
+    pub shard_max_count: usize,
+    /// Document bytes gathered into one model batch.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub batch_bytes: usize,
+    /// Most tokens (rows × padded length) in one forward pass.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub max_batch_tokens: usize,
+    /// Do not add BOS (id 1) before each segment.
+    #[arg(long)]
+    pub no_bos: bool,
+    /// Do not add EOS (id 2) after each segment.
+    #[arg(long)]
+    pub no_eos: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Arguments of `blt inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A `.safetensors` output, a `.tar` shard or a `.hypergraph.sqlite` sidecar.
+    pub path: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `blt inspect-model`.

@@ -118,7 +118,10 @@ fn print_text(
         writeln!(out, "missing      {name}")?;
     }
     for (name, expected, found) in &report.wrong_shape {
-        writeln!(out, "wrong shape  {name}: {found:?}, config needs {expected:?}")?;
+        writeln!(
+            out,
+            "wrong shape  {name}: {found:?}, config needs {expected:?}"
+        )?;
     }
     for (name, dtype) in &report.wrong_dtype {
         writeln!(out, "wrong dtype  {name}: {dtype}")?;

@@ -5,6 +5,8 @@
 
 mod args;
 mod device;
+mod ingest;
+mod inspect;
 mod inspect_model;
 mod patch;
 
@@ -20,6 +22,8 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Patch(args) => patch::run(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::InspectModel(args) => inspect_model::run(args),
     };
     match result {

@@ -145,7 +145,10 @@ fn render_patches(ids: &[u32], patches: &PatchBoundaries) -> String {
             s.push('|');
         }
         let mut bytes = Vec::new();
-        for &id in ids.get(range.start..range.end.min(ids.len())).unwrap_or(&[]) {
+        for &id in ids
+            .get(range.start..range.end.min(ids.len()))
+            .unwrap_or(&[])
+        {
             match BltTokenizer::id_to_byte(id) {
                 Some(b) => bytes.push(b),
                 None => {
@@ -192,6 +195,9 @@ mod tests {
         let tok = BltTokenizer::new();
         let ids = tok.encode(b"ab|c\n\xff");
         let patches = PatchBoundaries::from_lengths(vec![1, 2, 3, 2]).unwrap();
-        assert_eq!(render_patches(&ids, &patches), "⟨BOS⟩|ab|\\|c\\n|\\xff⟨EOS⟩");
+        assert_eq!(
+            render_patches(&ids, &patches),
+            "⟨BOS⟩|ab|\\|c\\n|\\xff⟨EOS⟩"
+        );
     }
 }

@@ -47,7 +47,10 @@ fn patch_json_matches_the_reference_entropies() {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect();
-    let text: String = ids[1..ids.len() - 1].iter().map(|&i| (i - 4) as u8 as char).collect();
+    let text: String = ids[1..ids.len() - 1]
+        .iter()
+        .map(|&i| (i - 4) as u8 as char)
+        .collect();
 
     let o = blt(&["patch", "--model", &tiny(), "--text", &text, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -77,7 +80,13 @@ fn patch_text_output_marks_boundaries_and_binary_files_work() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blob.bin");
     std::fs::write(&file, [0u8, 255, 10, 13, b'|', 0xC3, 0x28, b'a', b'b']).unwrap();
-    let o = blt(&["patch", "--model", &tiny(), "--file", file.to_str().unwrap()]);
+    let o = blt(&[
+        "patch",
+        "--model",
+        &tiny(),
+        "--file",
+        file.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.starts_with("⟨BOS⟩|"), "{out}");
@@ -85,7 +94,14 @@ fn patch_text_output_marks_boundaries_and_binary_files_work() {
     assert!(out.contains("11 tokens"), "{out}");
 
     let o = blt(&[
-        "patch", "--model", &tiny(), "--text", "Hi there, you!", "--mode", "space", "--json",
+        "patch",
+        "--model",
+        &tiny(),
+        "--text",
+        "Hi there, you!",
+        "--mode",
+        "space",
+        "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     // REFERENCE.md §5.4 space example, plus the EOS we add
@@ -99,7 +115,11 @@ fn inspect_model_reports_layout_and_completeness() {
     let out = stdout(&o);
     assert!(out.contains("layers.2.feed_forward.w2.weight"), "{out}");
     assert!(out.contains("complete"), "{out}");
-    let o = blt(&["inspect-model", &fixtures().join("micro-hf").display().to_string(), "--json"]);
+    let o = blt(&[
+        "inspect-model",
+        &fixtures().join("micro-hf").display().to_string(),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["format"], "HuggingFace");
@@ -107,14 +127,26 @@ fn inspect_model_reports_layout_and_completeness() {
 
     // a checkpoint without the output head: non-zero exit, the missing tensor listed
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixtures().join("tiny/config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("tiny/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     let bytes = std::fs::read(fixtures().join("tiny/model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let kept: Vec<_> = st.tensors().into_iter().filter(|(n, _)| n != "output.weight").collect();
+    let kept: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != "output.weight")
+        .collect();
     safetensors::serialize_to_file(kept, None, &dir.path().join("model.safetensors")).unwrap();
     let o = blt(&["inspect-model", dir.path().to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stdout(&o).contains("missing      output.weight"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("missing      output.weight"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -122,7 +154,10 @@ fn errors_are_clear_and_not_panics() {
     let o = blt(&["patch", "--model", "/no/such/model", "--text", "x"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("/no/such/model") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("/no/such/model") && !err.contains("panicked"),
+        "{err}"
+    );
 
     // a repo id in offline mode with an empty cache says what is missing and what to do
     let cache = tempfile::tempdir().unwrap();
@@ -134,9 +169,20 @@ fn errors_are_clear_and_not_panics() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("HF_HUB_OFFLINE") && err.contains("model.safetensors"), "{err}");
+    assert!(
+        err.contains("HF_HUB_OFFLINE") && err.contains("model.safetensors"),
+        "{err}"
+    );
 
-    let o = blt(&["patch", "--model", &tiny(), "--text", "x", "--device", "cuda"]);
+    let o = blt(&[
+        "patch",
+        "--model",
+        &tiny(),
+        "--text",
+        "x",
+        "--device",
+        "cuda",
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("cuda"), "{}", stderr(&o));
 }

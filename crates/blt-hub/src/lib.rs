@@ -10,7 +10,10 @@ use hf_hub::{Cache, Repo, RepoType};
 pub const MODEL_LAYOUTS: &[&[&str]] = &[
     &["config.json", "model.safetensors"],
     &["params.json", "consolidated.pth"],
-    &["entropy_model/params.json", "entropy_model/consolidated.pth"],
+    &[
+        "entropy_model/params.json",
+        "entropy_model/consolidated.pth",
+    ],
 ];
 
 /// Errors of Hub resolution.
@@ -99,7 +102,10 @@ impl HubOptions {
         let token = var("HF_TOKEN")
             .filter(|t| !t.trim().is_empty())
             .or_else(|| {
-                let home = cache_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+                let home = cache_dir
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
                 std::fs::read_to_string(home.join("token"))
                     .ok()
                     .map(|t| t.trim().to_string())
@@ -335,7 +341,10 @@ mod tests {
             tmp.path(),
             "facebook/blt",
             "v1",
-            &["entropy_model/params.json", "entropy_model/consolidated.pth"],
+            &[
+                "entropy_model/params.json",
+                "entropy_model/consolidated.pth",
+            ],
         );
         let r = resolve_model("facebook/blt", &offline(tmp.path()).with_revision("v1")).unwrap();
         assert_eq!(r.dir, snap.join("entropy_model"));
@@ -352,7 +361,10 @@ mod tests {
         let err = resolve_model("facebook/blt-entropy", &offline(tmp.path())).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::NotCached { .. }), "{msg}");
-        assert!(msg.contains("model.safetensors") && msg.contains("HF_HUB_OFFLINE"), "{msg}");
+        assert!(
+            msg.contains("model.safetensors") && msg.contains("HF_HUB_OFFLINE"),
+            "{msg}"
+        );
     }
 
     #[test]

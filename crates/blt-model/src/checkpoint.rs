@@ -20,8 +20,8 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_store::{
-    KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
-    SafetensorsStore, TensorSnapshot,
+    KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    TensorSnapshot,
 };
 
 use crate::config::EntropyModelConfig;
@@ -159,7 +159,11 @@ impl Checkpoint {
                     reason: "params.json has no consolidated.pth beside it".into(),
                 });
             };
-            let config_path = if params.is_file() { params } else { config_json };
+            let config_path = if params.is_file() {
+                params
+            } else {
+                config_json
+            };
             let config = EntropyModelConfig::from_json_file(&config_path)?;
             return Ok(Self {
                 dir,
@@ -211,7 +215,10 @@ impl Checkpoint {
             config.n_kv_heads(),
         );
         let f = config.ffn_hidden_dim();
-        let mut out = vec![("tok_embeddings.weight".to_string(), vec![config.vocab_size, d])];
+        let mut out = vec![(
+            "tok_embeddings.weight".to_string(),
+            vec![config.vocab_size, d],
+        )];
         for i in 0..config.n_layers {
             let p = format!("layers.{i}.");
             out.extend([
@@ -300,7 +307,9 @@ impl Checkpoint {
     /// Every tensor stored in the weights file (after remapping to the reference's names), with
     /// shapes and dtypes as stored.
     fn stored_tensors(&self) -> Result<BTreeMap<String, (Vec<usize>, DType)>> {
-        fn collect(map: &BTreeMap<String, TensorSnapshot>) -> BTreeMap<String, (Vec<usize>, DType)> {
+        fn collect(
+            map: &BTreeMap<String, TensorSnapshot>,
+        ) -> BTreeMap<String, (Vec<usize>, DType)> {
             map.iter()
                 .map(|(k, s)| (k.clone(), (s.shape.to_vec(), s.dtype)))
                 .collect()
@@ -332,7 +341,9 @@ impl Checkpoint {
             Self::expected_tensors(&self.config).into_iter().collect();
         Ok(stored
             .into_iter()
-            .filter(|(name, _)| expected.contains_key(name) || self.format != CheckpointFormat::HuggingFace)
+            .filter(|(name, _)| {
+                expected.contains_key(name) || self.format != CheckpointFormat::HuggingFace
+            })
             .map(|(name, (shape, dtype))| TensorInfo {
                 name: self.file_name_of(&name),
                 shape,
@@ -355,9 +366,11 @@ impl Checkpoint {
                             .wrong_dtype
                             .push((self.file_name_of(name), format!("{dtype:?}")));
                     } else if found != shape {
-                        report
-                            .wrong_shape
-                            .push((self.file_name_of(name), shape.clone(), found.clone()));
+                        report.wrong_shape.push((
+                            self.file_name_of(name),
+                            shape.clone(),
+                            found.clone(),
+                        ));
                     } else {
                         report.dtype.get_or_insert(*dtype);
                         report.loaded_params += shape.iter().product::<usize>();
@@ -398,14 +411,25 @@ impl Checkpoint {
     }
 
     /// Loads the weights into a model on `device`, converted to `dtype` (`None`: as stored).
-    pub fn load<B: Backend>(&self, device: &B::Device, dtype: Option<DType>) -> Result<EntropyModel<B>> {
+    pub fn load<B: Backend>(
+        &self,
+        device: &B::Device,
+        dtype: Option<DType>,
+    ) -> Result<EntropyModel<B>> {
         let stored_dtype = self.validate()?;
         let mut model = EntropyModel::<B>::new(&self.config, device);
         let result = match self.format {
             CheckpointFormat::Meta => {
                 let mut store = self.pytorch_store(Some("model"));
-                let keyed = store.get_all_snapshots().map(|m| !m.is_empty()).unwrap_or(false);
-                let mut store = if keyed { store } else { self.pytorch_store(None) };
+                let keyed = store
+                    .get_all_snapshots()
+                    .map(|m| !m.is_empty())
+                    .unwrap_or(false);
+                let mut store = if keyed {
+                    store
+                } else {
+                    self.pytorch_store(None)
+                };
                 model.load_from(&mut store).map_err(|e| Error::Load {
                     path: self.weights_path.clone(),
                     reason: e.to_string(),

@@ -243,11 +243,10 @@ impl EntropyModelConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::Config {
-                path: path.to_path_buf(),
-                reason: format!("not valid JSON: {e}"),
-            })?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
         Self::from_json_value(&value).map_err(|reason| Error::Config {
             path: path.to_path_buf(),
             reason,
@@ -272,7 +271,8 @@ impl EntropyModelConfig {
     }
 
     fn from_meta_args(value: &serde_json::Value) -> std::result::Result<Self, String> {
-        serde_json::from_value(value.clone()).map_err(|e| format!("not an LMTransformer config: {e}"))
+        serde_json::from_value(value.clone())
+            .map_err(|e| format!("not an LMTransformer config: {e}"))
     }
 
     /// Meta's `params.json["entropy_model"]`: the loader there hard-codes a 512-token window and
@@ -362,8 +362,8 @@ mod tests {
             "init_std_factor": "disabled", "max_seqlen": 8192, "attn_impl": "xformers",
             "attn_bias_type": "local_block_causal", "eos_id": 2, "seed": 42, "vocab_size": 260,
             "weight_tying": false, "sliding_window": 512});
-        let nested = EntropyModelConfig::from_json_value(&serde_json::json!({ "args": args }))
-            .unwrap();
+        let nested =
+            EntropyModelConfig::from_json_value(&serde_json::json!({ "args": args })).unwrap();
         let flat = EntropyModelConfig::from_json_value(&args).unwrap();
         assert_eq!(nested, EntropyModelConfig::blt_entropy());
         assert_eq!(flat, nested);

@@ -1,10 +1,12 @@
 //! Per-position entropies, prominence and hidden states for whole documents of any length.
 //!
 //! Each document is cut into independent windows of the model's `max_seqlen` (the reference's
-//! long-input rule, [`crate::windows`]); windows of many documents are sorted by length and run
-//! together in padded batches bounded by a token budget. Padding sits on the right and never
-//! changes a real position (attention is causal), so a document's results do not depend on what
-//! it was batched with: the reference's one-document-at-a-time semantics.
+//! long-input rule, [`crate::windows`]); windows of many documents are grouped by padded length
+//! ([`padded_length`]) and run together in batches bounded by a token budget. Padding sits on the
+//! right and never changes a real position (attention is causal), and a window's padded length
+//! depends only on its own length, so a document's results do not depend on what it was batched
+//! with — bit for bit: the reference's one-document-at-a-time semantics, and reruns that are
+//! byte-identical.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
@@ -134,19 +136,26 @@ impl<B: Backend> EntropyEstimator<B> {
             })
             .collect();
 
-        // (document, window) pairs, longest first, so that batches pad little.
+        // (document, window) pairs, grouped by padded length (longest first). A window's padded
+        // length depends only on its own length, never on its batch mates, so its results do
+        // not depend on what else is in the batch: reruns and resumed runs are bit-identical.
         let mut jobs: Vec<(usize, std::ops::Range<usize>)> = documents
             .iter()
             .enumerate()
             .flat_map(|(d, doc)| windows(doc.len(), self.config.max_seqlen).map(move |w| (d, w)))
             .collect();
-        jobs.sort_by_key(|(d, w)| (std::cmp::Reverse(w.len()), *d, w.start));
+        let padded = |len: usize| padded_length(len, self.config.max_seqlen);
+        jobs.sort_by_key(|(d, w)| (std::cmp::Reverse(padded(w.len())), *d, w.start));
 
         let budget = options.max_batch_tokens.max(1);
         let mut start = 0;
         while start < jobs.len() {
-            let seq = jobs[start].1.len();
-            let rows = (budget / seq).max(1).min(jobs.len() - start);
+            let seq = padded(jobs[start].1.len());
+            let same = jobs[start..]
+                .iter()
+                .take_while(|(_, w)| padded(w.len()) == seq)
+                .count();
+            let rows = (budget / seq).max(1).min(same);
             let batch = &jobs[start..start + rows];
             self.run_batch(documents, batch, seq, options, &mut results)?;
             start += rows;
@@ -213,10 +222,37 @@ impl<B: Backend> EntropyEstimator<B> {
     }
 }
 
+/// Sequences are padded (with id 0, on the right) to a multiple of this many tokens.
+pub const PAD_MULTIPLE: usize = 64;
+
+/// The length a window of `len` tokens is padded to: the next multiple of [`PAD_MULTIPLE`],
+/// capped at `max_seqlen`. Right padding never changes a real position (attention is causal).
+pub fn padded_length(len: usize, max_seqlen: usize) -> usize {
+    len.div_ceil(PAD_MULTIPLE)
+        .max(1)
+        .saturating_mul(PAD_MULTIPLE)
+        .min(max_seqlen.max(len))
+}
+
 /// Reads a float tensor back to the host as f32.
 fn read_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
     t.cast(DType::F32)
         .into_data()
         .into_vec::<f32>()
         .map_err(|e| Error::Readback(format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_depends_only_on_the_length() {
+        assert_eq!(padded_length(1, 8192), 64);
+        assert_eq!(padded_length(64, 8192), 64);
+        assert_eq!(padded_length(65, 8192), 128);
+        assert_eq!(padded_length(8192, 8192), 8192);
+        assert_eq!(padded_length(100, 100), 100);
+        assert_eq!(padded_length(130, 256), 192);
+    }
 }

@@ -113,7 +113,9 @@ impl<B: Backend> Attention<B> {
         };
         let mut outputs = Vec::with_capacity(plan.blocks().len());
         for block in plan.blocks() {
-            let q = q.clone().slice([0..b, 0..self.n_heads, block.queries.clone()]);
+            let q = q
+                .clone()
+                .slice([0..b, 0..self.n_heads, block.queries.clone()]);
             let k = k.clone().slice([0..b, 0..self.n_heads, block.keys.clone()]);
             let v = v.clone().slice([0..b, 0..self.n_heads, block.keys.clone()]);
             let [_, _, ql, kl] = block.masked.dims();
@@ -125,7 +127,9 @@ impl<B: Backend> Attention<B> {
         } else {
             Tensor::cat(outputs, 2)
         };
-        let out = out.swap_dims(1, 2).reshape([b, s, self.n_heads * self.head_dim]);
+        let out = out
+            .swap_dims(1, 2)
+            .reshape([b, s, self.n_heads * self.head_dim]);
         self.wo.forward(out)
     }
 }
@@ -228,7 +232,10 @@ impl<B: Backend> ForwardOutput<B> {
 /// Entropy in nats of softmax(logits) over the last dimension, computed in f32.
 pub fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
     let logp = activation::log_softmax(logits.cast(DType::F32), 2);
-    (logp.clone().exp() * logp).sum_dim(2).neg().squeeze_dim::<2>(2)
+    (logp.clone().exp() * logp)
+        .sum_dim(2)
+        .neg()
+        .squeeze_dim::<2>(2)
 }
 
 /// Meta's `LMTransformer`: the BLT entropy model.

@@ -14,7 +14,9 @@ fn tiny() -> PathBuf {
 }
 
 /// A copy of the tiny checkpoint whose weights file is rewritten by `edit`.
-fn broken_copy(edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>)) -> tempfile::TempDir {
+fn broken_copy(
+    edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>),
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(tiny().join("config.json"), dir.path().join("config.json")).unwrap();
     let bytes = std::fs::read(tiny().join("model.safetensors")).unwrap();
@@ -55,7 +57,10 @@ fn missing_tensor() {
 #[test]
 fn wrong_shape() {
     let dir = broken_copy(|t| {
-        let w = t.iter_mut().find(|(n, ..)| n == "layers.0.attention.wk.weight").unwrap();
+        let w = t
+            .iter_mut()
+            .find(|(n, ..)| n == "layers.0.attention.wk.weight")
+            .unwrap();
         w.2 = vec![64, 256]; // same bytes, other shape
     });
     let err = load_err(dir.path());
@@ -84,7 +89,11 @@ fn truncated_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(tiny().join("config.json"), dir.path().join("config.json")).unwrap();
     let bytes = std::fs::read(tiny().join("model.safetensors")).unwrap();
-    std::fs::write(dir.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(
+        dir.path().join("model.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
     let err = load_err(dir.path());
     assert!(
         matches!(&err, Error::InvalidWeights { path, .. } if path.ends_with("model.safetensors")),
@@ -110,16 +119,32 @@ fn garbage_header() {
 fn bad_config_and_unknown_layout() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(load_err(dir.path()), Error::UnknownLayout { .. }));
-    std::fs::copy(tiny().join("model.safetensors"), dir.path().join("model.safetensors")).unwrap();
-    std::fs::write(dir.path().join("config.json"), "{\"args\": {\"dim\": \"wide\"}}").unwrap();
-    let err = load_err(dir.path());
-    assert!(matches!(&err, Error::Config { path, .. } if path.ends_with("config.json")), "{err}");
-    // a config that disagrees with the weights names the first mismatching tensor
+    std::fs::copy(
+        tiny().join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("config.json"),
-        std::fs::read_to_string(tiny().join("config.json")).unwrap().replace("\"n_layers\": 3", "\"n_layers\": 4"),
+        "{\"args\": {\"dim\": \"wide\"}}",
     )
     .unwrap();
     let err = load_err(dir.path());
-    assert!(matches!(&err, Error::MissingTensor { name, .. } if name.starts_with("layers.3.")), "{err}");
+    assert!(
+        matches!(&err, Error::Config { path, .. } if path.ends_with("config.json")),
+        "{err}"
+    );
+    // a config that disagrees with the weights names the first mismatching tensor
+    std::fs::write(
+        dir.path().join("config.json"),
+        std::fs::read_to_string(tiny().join("config.json"))
+            .unwrap()
+            .replace("\"n_layers\": 3", "\"n_layers\": 4"),
+    )
+    .unwrap();
+    let err = load_err(dir.path());
+    assert!(
+        matches!(&err, Error::MissingTensor { name, .. } if name.starts_with("layers.3.")),
+        "{err}"
+    );
 }

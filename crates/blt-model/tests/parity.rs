@@ -134,7 +134,9 @@ fn tiny_f32_matches_the_reference() {
     check_f32(
         "tiny",
         "tiny_f32.safetensors",
-        &["s1", "s2", "s3", "short", "utf8", "window", "eos_mid", "long"],
+        &[
+            "s1", "s2", "s3", "short", "utf8", "window", "eos_mid", "long",
+        ],
     );
 }
 
@@ -174,13 +176,23 @@ fn tiny_bf16_agrees_with_the_reference() {
     for case in ["s1", "s2", "s3", "short", "utf8", "window", "eos_mid"] {
         let ids = exp.ids(case);
         let out = est.estimate(&ids, EstimateOptions::default()).unwrap();
-        for (a, b) in out.entropies.iter().zip(exp.f(&format!("{case}.entropies_upcast"))) {
+        for (a, b) in out
+            .entropies
+            .iter()
+            .zip(exp.f(&format!("{case}.entropies_upcast")))
+        {
             let d = (a - b).abs();
             worst = worst.max(d);
             sum += d as f64;
             n += 1;
         }
-        let ours = starts(&patcher.patch(&ids, Some(&out.entropies)).unwrap().lengths().to_vec());
+        let ours = starts(
+            &patcher
+                .patch(&ids, Some(&out.entropies))
+                .unwrap()
+                .lengths()
+                .to_vec(),
+        );
         let theirs = starts(&exp.lengths(&format!("{case}.patch_lengths")));
         let f32_ref = starts(&exp32.lengths(&format!("{case}.patch_lengths")));
         for p in 0..ids.len() {
@@ -190,9 +202,18 @@ fn tiny_bf16_agrees_with_the_reference() {
         }
     }
     let mean = sum / n as f64;
-    assert!(worst <= 0.4 && mean <= 0.05, "bf16 entropies: worst {worst}, mean {mean}");
-    let (r1, r2) = (agree_bf16 as f64 / total as f64, agree_f32 as f64 / total as f64);
-    assert!(r1 >= 0.98 && r2 >= 0.98, "boundary agreement: vs HF bf16 {r1}, vs fp32 {r2}");
+    assert!(
+        worst <= 0.4 && mean <= 0.05,
+        "bf16 entropies: worst {worst}, mean {mean}"
+    );
+    let (r1, r2) = (
+        agree_bf16 as f64 / total as f64,
+        agree_f32 as f64 / total as f64,
+    );
+    assert!(
+        r1 >= 0.98 && r2 >= 0.98,
+        "boundary agreement: vs HF bf16 {r1}, vs fp32 {r2}"
+    );
 }
 
 fn starts(lengths: &[usize]) -> Vec<usize> {
@@ -213,9 +234,8 @@ fn starts(lengths: &[usize]) -> Vec<usize> {
 #[test]
 #[ignore = "needs the 400 MB full-size fixture: see the doc comment"]
 fn full_size_matches_the_reference() {
-    let dir = PathBuf::from(
-        std::env::var("BLT_FULL_FIXTURE_DIR").expect("set BLT_FULL_FIXTURE_DIR"),
-    );
+    let dir =
+        PathBuf::from(std::env::var("BLT_FULL_FIXTURE_DIR").expect("set BLT_FULL_FIXTURE_DIR"));
     let ckpt = Checkpoint::open(&dir).unwrap();
     assert_eq!(ckpt.config.num_params(), 99_512_064);
     let device = Default::default();
@@ -225,16 +245,22 @@ fn full_size_matches_the_reference() {
         device,
     );
     let exp = Expected::read(&dir.join("expected.safetensors"));
-    let patcher = Patcher::new(PatcherConfig::default().with_threshold(Some(DEFAULT_THRESHOLD)))
-        .unwrap();
+    let patcher =
+        Patcher::new(PatcherConfig::default().with_threshold(Some(DEFAULT_THRESHOLD))).unwrap();
     for case in ["short", "window", "s1100"] {
         let ids = exp.ids(case);
         let out = est.estimate(&ids, ALL).unwrap();
         let d = max_abs_diff(&out.entropies, exp.f(&format!("{case}.entropies")));
         assert!(d <= 1e-4, "{case}: entropies differ by {d}");
-        let d = max_abs_diff(out.logits.as_ref().unwrap(), exp.f(&format!("{case}.logits")));
+        let d = max_abs_diff(
+            out.logits.as_ref().unwrap(),
+            exp.f(&format!("{case}.logits")),
+        );
         assert!(d <= 2e-4, "{case}: logits differ by {d}");
         let patches = patcher.patch(&ids, Some(&out.entropies)).unwrap();
-        assert_eq!(patches.lengths(), exp.lengths(&format!("{case}.patch_lengths")).as_slice());
+        assert_eq!(
+            patches.lengths(),
+            exp.lengths(&format!("{case}.patch_lengths")).as_slice()
+        );
     }
 }

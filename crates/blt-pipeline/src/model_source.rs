@@ -90,3 +90,31 @@ impl LoadedModel {
         ))
     }
 }
+
+impl LoadedModel {
+    /// SHA-256 (hex) of the weights file, for provenance.
+    pub fn content_hash(&self) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let path = &self.checkpoint.weights_path;
+        let io = |source| crate::Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+}

@@ -20,7 +20,9 @@ pub const VOCAB_SIZE: usize = (BYTE_UNITS + OFFSET) as usize;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A token id outside the vocabulary.
-    #[error("token id {id} at position {position} is outside the BLT vocabulary (0..{VOCAB_SIZE})")]
+    #[error(
+        "token id {id} at position {position} is outside the BLT vocabulary (0..{VOCAB_SIZE})"
+    )]
     IdOutOfRange {
         /// The offending id.
         id: u32,
@@ -167,9 +169,15 @@ mod tests {
         assert_eq!(tok.decode(&[0, 1, 2, 3, 4 + 65]).unwrap(), b"A".to_vec());
         assert_eq!(
             tok.decode(&[1, 260]),
-            Err(Error::IdOutOfRange { id: 260, position: 1 })
+            Err(Error::IdOutOfRange {
+                id: 260,
+                position: 1
+            })
         );
-        assert_eq!(tok.decode_utf8_lossy(&[1, 0xFF + 4, 2]).unwrap(), "\u{FFFD}");
+        assert_eq!(
+            tok.decode_utf8_lossy(&[1, 0xFF + 4, 2]).unwrap(),
+            "\u{FFFD}"
+        );
     }
 
     proptest! {

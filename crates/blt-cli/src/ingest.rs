@@ -1,0 +1,296 @@
+//! `blt ingest`: the main job.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use blt_datasets::{InputSpec, ShardOptions};
+use blt_model::backend::Backend;
+use blt_model::DType;
+use blt_patcher::DEFAULT_THRESHOLD;
+use blt_pipeline::{
+    EmbeddingsMode, IngestConfig, IngestObserver, IngestStats, LoadedModel, OutputFormat,
+};
+use blt_tokenizer::BltTokenizer;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{EmbeddingsArg, FormatArg, IngestArgs};
+use crate::device::{dispatch, BackendTask};
+use crate::patch::{dtype, open_model, patcher_config};
+
+pub fn run(args: IngestArgs) -> anyhow::Result<()> {
+    let input = if let Some(text) = &args.text {
+        InputSpec::Text(text.clone())
+    } else if let Some(file) = &args.file {
+        InputSpec::File(file.clone())
+    } else if let Some(root) = &args.input {
+        InputSpec::Dir {
+            root: root.clone(),
+            glob: args.glob.clone(),
+        }
+    } else {
+        let paths = std::io::stdin()
+            .lock()
+            .lines()
+            .map(|l| l.map(|l| l.trim_end_matches(['\r', '\n']).to_string()))
+            .filter(|l| l.as_ref().map_or(true, |l| !l.is_empty()))
+            .map(|l| l.map(Into::into))
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot read the file list from standard input")?;
+        InputSpec::List(paths)
+    };
+
+    let model = open_model(&args.model)?;
+    let config = &model.checkpoint.config;
+    let threshold = args
+        .patching
+        .threshold
+        .or(config.patching_threshold)
+        .unwrap_or(DEFAULT_THRESHOLD);
+    let patcher_config = patcher_config(&args.patching, threshold)?;
+    let patcher = patcher_config
+        .clone()
+        .build()
+        .context("invalid patching options")?;
+    let model_dtype = args.model.dtype.map(dtype);
+    let model_hash = model
+        .content_hash()
+        .context("cannot hash the model weights")?;
+
+    let mut meta = BTreeMap::new();
+    meta.insert("producer".to_string(), "blt".to_string());
+    meta.insert(
+        "producer_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    meta.insert("model_id".into(), model.source.id.clone());
+    meta.insert(
+        "model_revision".into(),
+        model.source.revision.clone().unwrap_or_default(),
+    );
+    meta.insert(
+        "model_commit".into(),
+        model.source.commit.clone().unwrap_or_default(),
+    );
+    meta.insert("model_sha256".into(), model_hash.clone());
+    meta.insert("patch_mode".into(), patcher_config.mode.as_str().into());
+    meta.insert(
+        "threshold".into(),
+        patcher_config
+            .threshold
+            .map_or_else(|| "top-k".into(), |t| t.to_string()),
+    );
+    meta.insert(
+        "threshold_add".into(),
+        patcher_config
+            .threshold_add
+            .map_or_else(String::new, |t| t.to_string()),
+    );
+    meta.insert("monotonic".into(), patcher_config.monotonic.to_string());
+    meta.insert(
+        "max_patch_length".into(),
+        patcher_config
+            .max_patch_length
+            .map_or_else(String::new, |m| m.to_string()),
+    );
+    meta.insert(
+        "include_next_token".into(),
+        patcher_config.include_next_token.to_string(),
+    );
+    meta.insert("add_bos".into(), (!args.no_bos).to_string());
+    meta.insert("add_eos".into(), (!args.no_eos).to_string());
+    meta.insert("embeddings_dtype".into(), "f16".into());
+
+    let format = match args.format {
+        FormatArg::Safetensors => OutputFormat::Safetensors,
+        FormatArg::Webdataset => OutputFormat::WebDataset(ShardOptions {
+            max_shard_bytes: args.shard_max_bytes,
+            max_shard_count: args.shard_max_count,
+            ..ShardOptions::default()
+        }),
+    };
+    let ingest_config = IngestConfig {
+        input,
+        output_dir: args.output.clone(),
+        format,
+        embeddings: match args.embeddings {
+            EmbeddingsArg::None => EmbeddingsMode::None,
+            EmbeddingsArg::Patch => EmbeddingsMode::Patch,
+            EmbeddingsArg::Byte => EmbeddingsMode::Byte,
+        },
+        patcher,
+        tokenizer: BltTokenizer::new()
+            .with_bos(!args.no_bos)
+            .with_eos(!args.no_eos),
+        max_doc_bytes: args.max_doc_bytes,
+        resume: args.resume,
+        fail_fast: args.fail_fast,
+        export_json: args.export_json,
+        batch_bytes: args.batch_bytes,
+        max_batch_tokens: args.max_batch_tokens,
+        channel_capacity: 64,
+        run_metadata: meta.clone(),
+    };
+    let progress = Progress::new(!args.no_progress && std::io::stderr().is_terminal());
+    let task = IngestTask {
+        model,
+        dtype: model_dtype,
+        config: ingest_config,
+        progress,
+    };
+    let (stats, dtype_used, task) = dispatch(args.model.device, task)?;
+    task.progress.finish(&stats);
+
+    let run = serde_json::json!({
+        "producer": "blt",
+        "producer_version": env!("CARGO_PKG_VERSION"),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "model": {
+            "id": task.model.source.id,
+            "revision": task.model.source.revision,
+            "commit": task.model.source.commit,
+            "sha256": model_hash,
+            "layout": format!("{:?}", task.model.checkpoint.format),
+            "config": task.model.checkpoint.config,
+            "dtype": format!("{dtype_used:?}"),
+        },
+        "device": format!("{:?}", args.model.device),
+        "config": {
+            "format": format!("{:?}", args.format).to_lowercase(),
+            "embeddings": task.config.embeddings.as_str(),
+            "patching": meta,
+            "max_doc_bytes": args.max_doc_bytes,
+            "resume": args.resume,
+            "fail_fast": args.fail_fast,
+            "shard_max_bytes": args.shard_max_bytes,
+            "shard_max_count": args.shard_max_count,
+            "batch_bytes": args.batch_bytes,
+            "max_batch_tokens": args.max_batch_tokens,
+        },
+        "stats": stats,
+    });
+    let run_json = args.output.join("run.json");
+    blt_datasets::write_atomic(&run_json, &serde_json::to_vec_pretty(&run)?)
+        .with_context(|| format!("cannot write {}", run_json.display()))?;
+
+    eprintln!(
+        "{} written, {} skipped, {} failed of {} documents; {} bytes, {} patches in {:.1} s -> {}",
+        stats.written,
+        stats.skipped,
+        stats.failed,
+        stats.documents,
+        stats.bytes,
+        stats.patches,
+        stats.seconds,
+        args.output.display()
+    );
+    if stats.documents > 0 && stats.failed == stats.documents {
+        anyhow::bail!("every document failed (see run.json)");
+    }
+    Ok(())
+}
+
+struct IngestTask {
+    model: LoadedModel,
+    dtype: Option<DType>,
+    config: IngestConfig,
+    progress: Progress,
+}
+
+impl BackendTask for IngestTask {
+    type Output = (IngestStats, DType, IngestTask);
+
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
+        let estimator = self
+            .model
+            .estimator::<B>(device, self.dtype)
+            .with_context(|| format!("cannot load model {}", self.model.source.id))?;
+        let dtype = estimator.dtype();
+        let stats = blt_pipeline::ingest(&estimator, &self.config, &self.progress)?;
+        Ok((stats, dtype, self))
+    }
+}
+
+/// A progress bar on a terminal; otherwise a log line every ten seconds.
+struct Progress {
+    bar: Option<ProgressBar>,
+    last_log: Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(bar: bool) -> Self {
+        let bar = bar.then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Self {
+            bar,
+            last_log: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn finish(&self, stats: &IngestStats) {
+        if let Some(bar) = &self.bar {
+            bar.finish_with_message(message(stats));
+        }
+    }
+}
+
+fn message(s: &IngestStats) -> String {
+    format!(
+        "{} docs, {} patches, {} skipped, {} errors",
+        s.written, s.patches, s.skipped, s.failed
+    )
+}
+
+impl IngestObserver for Progress {
+    fn started(&self, documents: usize, bytes: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_length(bytes),
+            None => tracing::info!(documents, bytes, "ingest started"),
+        }
+    }
+
+    fn document_done(&self, stats: &IngestStats, bytes: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(bytes);
+                bar.set_message(message(stats));
+            }
+            None => {
+                let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
+                if last.elapsed() >= Duration::from_secs(10) {
+                    *last = Instant::now();
+                    tracing::info!(
+                        written = stats.written,
+                        skipped = stats.skipped,
+                        failed = stats.failed,
+                        patches = stats.patches,
+                        "progress"
+                    );
+                }
+            }
+        }
+    }
+
+    fn document_failed(&self, f: &blt_pipeline::DocumentFailure) {
+        let line = format!(
+            "skipped {}: {} failed: {}",
+            f.path.as_deref().unwrap_or(&f.key),
+            f.stage,
+            f.reason
+        );
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}

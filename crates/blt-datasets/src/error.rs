@@ -1,0 +1,149 @@
+//! The one error type of this crate, grouped by cause: inputs, records, sinks. Every variant
+//! names the path, key or tensor involved.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while enumerating or reading documents and writing records.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- file system ---------------------------------------------------------------------
+    /// An I/O operation on `path` failed (missing, unreadable, disk full, failed rename …).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder the operation was on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    // ---- inputs --------------------------------------------------------------------------
+    /// A folder input (`InputSpec::Dir`) names something that is not a folder.
+    #[error("{path}: not a directory")]
+    NotADirectory {
+        /// The path given as the folder.
+        path: PathBuf,
+    },
+
+    /// A file input (`InputSpec::File` or an entry of `InputSpec::List`) names something that
+    /// is not a regular file (a folder, a FIFO, a device).
+    #[error("{path}: not a regular file")]
+    NotAFile {
+        /// The path given as the file.
+        path: PathBuf,
+    },
+
+    /// The glob of a folder input does not compile.
+    #[error("invalid glob {glob:?}: {source}")]
+    InvalidGlob {
+        /// The pattern as given.
+        glob: String,
+        /// Why `globset` rejected it.
+        #[source]
+        source: globset::Error,
+    },
+
+    /// A file is larger than the `max_bytes` passed to `DocumentRef::read`.
+    #[error("{path}: {len} bytes, over the limit of {max} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length in bytes (at least `max + 1` when it grew while being read).
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+
+    /// A `--text` input is larger than the `max_bytes` passed to `DocumentRef::read`.
+    #[error("text input {key}: {len} bytes, over the limit of {max} bytes")]
+    TextTooLarge {
+        /// The document key of the text.
+        key: String,
+        /// Its length in bytes.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+
+    // ---- records -------------------------------------------------------------------------
+    /// A record key is empty, too long or holds a character outside `[A-Za-z0-9_-]`.
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A tensor of a record cannot be written: empty or duplicate name, or data whose length
+    /// does not match its shape and dtype.
+    #[error("record {key}: tensor {name:?}: {reason}")]
+    InvalidTensor {
+        /// The record's key.
+        key: String,
+        /// The tensor's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A record's JSON could not be encoded.
+    #[error("record {key}: cannot encode JSON: {source}")]
+    Json {
+        /// The record's key.
+        key: String,
+        /// The encoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    // ---- sinks ---------------------------------------------------------------------------
+    /// Shard options that cannot work (zero limits, a prefix with characters outside
+    /// `[A-Za-z0-9_-]`).
+    #[error("invalid shard options for {dir}: {reason}")]
+    InvalidOptions {
+        /// The output folder.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A key written twice into the same shard (WebDataset groups members by key, so the two
+    /// samples would merge).
+    #[error("key {key} already written to shard {path}")]
+    DuplicateKey {
+        /// The repeated key.
+        key: String,
+        /// The shard (its final `.tar` path).
+        path: PathBuf,
+    },
+
+    /// A complete shard that cannot be read back as a tar archive.
+    #[error("{path}: not a readable tar shard: {reason}")]
+    InvalidShard {
+        /// The shard.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `.map_err(io_at(path))`: attaches the path to an `io::Error`.
+pub(crate) fn io_at(path: &std::path::Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::io(path, source)
+}

@@ -1,0 +1,313 @@
+//! Local sources: which documents an input names, in a deterministic order, each with a stable
+//! key; and reading one document's bytes.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::io_at;
+use crate::key::{key_from_parts, text_key};
+use crate::{Error, Result};
+
+/// What the user asked to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSpec {
+    /// One document given inline (`--text`).
+    Text(String),
+    /// One file.
+    File(PathBuf),
+    /// Every regular file under `root`, recursively, optionally filtered by a glob.
+    ///
+    /// The glob is matched against the root-relative path with `/` separators; `*` does not
+    /// cross a `/`, `**` does. A pattern without `/` matches at any depth (`*.txt` is
+    /// `**/*.txt`); a leading `/` anchors it at the root and is dropped.
+    Dir {
+        /// The folder to walk.
+        root: PathBuf,
+        /// Keep only files whose relative path matches this glob (`globset` syntax).
+        glob: Option<String>,
+    },
+    /// These files, in this order; a file named twice (also through another spelling of its
+    /// path or a symlink) is kept at its first place only.
+    List(Vec<PathBuf>),
+}
+
+/// Where a document's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentOrigin {
+    /// The text itself (a `--text` input).
+    Text(String),
+    /// A file on disk.
+    Path(PathBuf),
+}
+
+/// One document of an input: its key, where to read it, and its length when enumerated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRef {
+    /// The stable key (see [`document_key`](crate::document_key)).
+    pub key: String,
+    /// The path the key was made from: root-relative with `/` separators for folder inputs,
+    /// the path as given (cleaned of `.` parts) for file and list inputs, `<text>` for text.
+    pub name: String,
+    /// Where the bytes are.
+    pub source: DocumentOrigin,
+    /// The length in bytes when the input was enumerated.
+    pub byte_len: u64,
+}
+
+impl DocumentRef {
+    /// Reads the document's bytes, refusing more than `max_bytes` (if given) with
+    /// [`Error::TooLarge`] (or [`Error::TextTooLarge`]). A file that grew past the limit while
+    /// being read is refused too.
+    pub fn read(&self, max_bytes: Option<u64>) -> Result<Vec<u8>> {
+        match &self.source {
+            DocumentOrigin::Text(text) => {
+                let len = text.len() as u64;
+                match max_bytes {
+                    Some(max) if len > max => Err(Error::TextTooLarge {
+                        key: self.key.clone(),
+                        len,
+                        max,
+                    }),
+                    _ => Ok(text.as_bytes().to_vec()),
+                }
+            }
+            DocumentOrigin::Path(path) => read_file(path, max_bytes),
+        }
+    }
+
+    /// The file this document is read from, if it is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.source {
+            DocumentOrigin::Path(path) => Some(path),
+            DocumentOrigin::Text(_) => None,
+        }
+    }
+}
+
+fn read_file(path: &Path, max_bytes: Option<u64>) -> Result<Vec<u8>> {
+    let file = fs::File::open(path).map_err(io_at(path))?;
+    let len = file.metadata().map_err(io_at(path))?.len();
+    if let Some(max) = max_bytes {
+        if len > max {
+            return Err(Error::TooLarge {
+                path: path.to_owned(),
+                len,
+                max,
+            });
+        }
+    }
+    let limit = max_bytes.map_or(u64::MAX, |max| max.saturating_add(1));
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(io_at(path))?;
+    if let Some(max) = max_bytes {
+        let read = bytes.len() as u64;
+        if read > max {
+            return Err(Error::TooLarge {
+                path: path.to_owned(),
+                len: read,
+                max,
+            });
+        }
+    }
+    Ok(bytes)
+}
+
+/// The documents `spec` names, in a deterministic order: folder inputs sorted by the bytes of
+/// their relative path, lists in the given order (duplicates dropped), text and file inputs as
+/// one document. Empty and hidden files are documents like any other.
+///
+/// A folder walk follows symlinks but skips symlink loops and broken links (with a `tracing`
+/// warning) and anything that is not a regular file. A missing or unreadable input path, or an
+/// unreadable folder inside the walk, is an [`Error::Io`] naming it.
+pub fn enumerate(spec: &InputSpec) -> Result<Vec<DocumentRef>> {
+    match spec {
+        InputSpec::Text(text) => Ok(vec![DocumentRef {
+            key: text_key(text),
+            name: "<text>".to_owned(),
+            source: DocumentOrigin::Text(text.clone()),
+            byte_len: text.len() as u64,
+        }]),
+        InputSpec::File(path) => Ok(vec![file_document(path)?]),
+        InputSpec::List(paths) => {
+            let mut seen = HashSet::new();
+            let mut docs = Vec::with_capacity(paths.len());
+            for path in paths {
+                let doc = file_document(path)?;
+                let identity = fs::canonicalize(path).map_err(io_at(path))?;
+                if seen.insert(identity) {
+                    docs.push(doc);
+                }
+            }
+            Ok(docs)
+        }
+        InputSpec::Dir { root, glob } => walk_dir(root, glob.as_deref()),
+    }
+}
+
+fn file_document(path: &Path) -> Result<DocumentRef> {
+    let meta = fs::metadata(path).map_err(io_at(path))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let (name, identity) = clean_path(path);
+    Ok(DocumentRef {
+        key: key_from_parts(&name, &identity),
+        name,
+        source: DocumentOrigin::Path(path.to_owned()),
+        byte_len: meta.len(),
+    })
+}
+
+/// The path joined with `/`, without `.` components: a readable string and the raw bytes.
+fn clean_path(path: &Path) -> (String, Vec<u8>) {
+    let mut name = String::new();
+    let mut identity = Vec::new();
+    let mut first = true;
+    for component in path.components() {
+        let part = match component {
+            Component::CurDir => continue,
+            Component::RootDir => {
+                name.push('/');
+                identity.push(b'/');
+                continue;
+            }
+            Component::Prefix(prefix) => prefix.as_os_str(),
+            Component::ParentDir | Component::Normal(_) => component.as_os_str(),
+        };
+        if !first && !name.ends_with('/') {
+            name.push('/');
+            identity.push(b'/');
+        }
+        first = false;
+        name.push_str(&part.to_string_lossy());
+        identity.extend_from_slice(part.as_encoded_bytes());
+    }
+    (name, identity)
+}
+
+fn glob_matcher(glob: &str) -> Result<globset::GlobMatcher> {
+    let invalid = |source| Error::InvalidGlob {
+        glob: glob.to_owned(),
+        source,
+    };
+    let pattern = if let Some(anchored) = glob.strip_prefix('/') {
+        anchored.to_owned()
+    } else if glob.contains('/') {
+        glob.to_owned()
+    } else {
+        format!("**/{glob}")
+    };
+    let compiled = globset::GlobBuilder::new(&pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(invalid)?;
+    Ok(compiled.compile_matcher())
+}
+
+fn walk_dir(root: &Path, glob: Option<&str>) -> Result<Vec<DocumentRef>> {
+    let matcher = glob.map(glob_matcher).transpose()?;
+    let meta = fs::metadata(root).map_err(io_at(root))?;
+    if !meta.is_dir() {
+        return Err(Error::NotADirectory {
+            path: root.to_owned(),
+        });
+    }
+    let mut found: Vec<(Vec<u8>, DocumentRef)> = Vec::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(true).min_depth(1) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                if let Some(ancestor) = err.loop_ancestor() {
+                    tracing::warn!(
+                        path = %err.path().unwrap_or(root).display(),
+                        ancestor = %ancestor.display(),
+                        "skipping a symlink loop"
+                    );
+                    continue;
+                }
+                let path = err.path().unwrap_or(root).to_owned();
+                let broken_link = err
+                    .io_error()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    && fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+                if broken_link {
+                    tracing::warn!(path = %path.display(), "skipping a broken symlink");
+                    continue;
+                }
+                return Err(Error::io(path, std::io::Error::from(err)));
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        if let Some(matcher) = &matcher {
+            if !matcher.is_match(relative) {
+                continue;
+            }
+        }
+        let (name, identity) = clean_path(relative);
+        let byte_len = entry
+            .metadata()
+            .map_err(|err| Error::io(entry.path(), std::io::Error::from(err)))?
+            .len();
+        found.push((
+            identity.clone(),
+            DocumentRef {
+                key: key_from_parts(&name, &identity),
+                name,
+                source: DocumentOrigin::Path(entry.into_path()),
+                byte_len,
+            },
+        ));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found.into_iter().map(|(_, doc)| doc).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_path_drops_dots_and_joins_with_slash() {
+        assert_eq!(clean_path(Path::new("./a/./b.txt")).0, "a/b.txt");
+        assert_eq!(clean_path(Path::new("/x/../y")).0, "/x/../y");
+        assert_eq!(clean_path(Path::new("a.txt")).1, b"a.txt");
+    }
+
+    #[test]
+    fn glob_without_slash_matches_at_any_depth() {
+        let m = glob_matcher("*.txt").unwrap();
+        assert!(m.is_match("a.txt"));
+        assert!(m.is_match("x/y/a.txt"));
+        let m = glob_matcher("x/*.txt").unwrap();
+        assert!(m.is_match("x/a.txt"));
+        assert!(!m.is_match("x/y/a.txt"));
+        let m = glob_matcher("/a.txt").unwrap();
+        assert!(m.is_match("a.txt"));
+        assert!(!m.is_match("x/a.txt"));
+        assert!(matches!(
+            glob_matcher("a[").unwrap_err(),
+            Error::InvalidGlob { .. }
+        ));
+    }
+
+    #[test]
+    fn text_reads_and_limits() {
+        let docs = enumerate(&InputSpec::Text("hello".into())).unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].key, "text-2cf24dba5fb0a30e");
+        assert_eq!(docs[0].read(None).unwrap(), b"hello");
+        assert!(matches!(
+            docs[0].read(Some(4)).unwrap_err(),
+            Error::TextTooLarge { len: 5, max: 4, .. }
+        ));
+    }
+}

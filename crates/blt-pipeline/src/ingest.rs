@@ -1,0 +1,568 @@
+//! `ingest`: many documents → per-document outputs (or WebDataset shards) with SQLite sidecars.
+//!
+//! Three stages overlap through bounded channels: a reader thread (enumerate, skip what is
+//! complete, read), the model on the calling thread (segment, tokenize, estimate in batches, patch)
+//! and a writer thread (records, sidecars, atomic renames, counts). Any stage that stops early
+//! drops its end of a channel, and the others notice and stop: no deadlock. A bad document is
+//! counted and logged and the run goes on, unless `fail_fast`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use blt_datasets::{
+    DocumentOrigin, DocumentRef, InputSpec, SafetensorsDirSink, ShardOptions, WebDatasetSink,
+};
+use blt_model::backend::Backend;
+use blt_model::{EntropyEstimator, EstimateOptions};
+use blt_patcher::Patcher;
+use blt_pretokenize::{Segmenter, WholeDocument};
+use blt_sidecar::HypergraphSidecar;
+use blt_tokenizer::BltTokenizer;
+use serde::Serialize;
+
+use crate::document::{mean_rows, DocumentResult, EmbeddingsMode, SegmentResult};
+use crate::{Error, Result};
+
+/// How outputs are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// `<key>.safetensors` + `<key>.hypergraph.sqlite` per document.
+    Safetensors,
+    /// `shard-NNNNNN.tar` (`<key>.json` + `<key>.safetensors` per sample) +
+    /// `shard-NNNNNN.hypergraph.sqlite` per shard.
+    WebDataset(ShardOptions),
+}
+
+/// Everything an ingest run needs besides the model.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// What to read.
+    pub input: InputSpec,
+    /// Where outputs go (created if missing).
+    pub output_dir: PathBuf,
+    /// Output layout.
+    pub format: OutputFormat,
+    /// Embeddings to store.
+    pub embeddings: EmbeddingsMode,
+    /// Patching rules.
+    pub patcher: Patcher,
+    /// BOS/EOS handling.
+    pub tokenizer: BltTokenizer,
+    /// Documents larger than this are refused (counted as failed).
+    pub max_doc_bytes: Option<u64>,
+    /// Skip documents whose outputs are already complete.
+    pub resume: bool,
+    /// Stop at the first bad document.
+    pub fail_fast: bool,
+    /// Also write each sidecar as JSON.
+    pub export_json: bool,
+    /// Most document bytes gathered for one model batch.
+    pub batch_bytes: usize,
+    /// Most tokens in one forward pass.
+    pub max_batch_tokens: usize,
+    /// Documents buffered between stages.
+    pub channel_capacity: usize,
+    /// Metadata copied into every output (model id, hash, dtype, patching rules…).
+    pub run_metadata: BTreeMap<String, String>,
+}
+
+/// A document that could not be processed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentFailure {
+    /// Its key.
+    pub key: String,
+    /// Its path, if any.
+    pub path: Option<String>,
+    /// `read`, `model` or `write`.
+    pub stage: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// Counts of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IngestStats {
+    /// Documents found.
+    pub documents: usize,
+    /// Documents written by this run.
+    pub written: usize,
+    /// Documents skipped because their outputs were complete (`resume`).
+    pub skipped: usize,
+    /// Documents that failed.
+    pub failed: usize,
+    /// Input bytes of written documents.
+    pub bytes: u64,
+    /// Tokens of written documents.
+    pub tokens: u64,
+    /// Patches of written documents.
+    pub patches: u64,
+    /// Output files completed by this run.
+    pub files: Vec<String>,
+    /// The failures.
+    pub failures: Vec<DocumentFailure>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Seconds the model stage waited for the reader (an idle model means slow input).
+    pub model_wait_seconds: f64,
+}
+
+/// Told about progress, from the writer thread.
+pub trait IngestObserver: Sync {
+    /// The run found `documents` documents of `bytes` bytes in all.
+    fn started(&self, _documents: usize, _bytes: u64) {}
+    /// One document is done (written, skipped or failed); `stats` are the counts so far.
+    fn document_done(&self, _stats: &IngestStats, _bytes: u64) {}
+    /// A document failed.
+    fn document_failed(&self, _failure: &DocumentFailure) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl IngestObserver for Quiet {}
+
+enum Loaded {
+    Doc(DocumentRef, Vec<u8>),
+    Skipped(DocumentRef),
+    Failed(DocumentFailure, u64),
+}
+
+enum ToWriter {
+    Done(Box<DocumentResult>),
+    Skipped(u64),
+    Failed(DocumentFailure, u64),
+}
+
+/// Suffix of sidecar files.
+pub const SIDECAR_SUFFIX: &str = ".hypergraph.sqlite";
+
+fn failure(doc: &DocumentRef, stage: &'static str, reason: impl ToString) -> DocumentFailure {
+    DocumentFailure {
+        key: doc.key.clone(),
+        path: match &doc.source {
+            DocumentOrigin::Path(p) => Some(p.display().to_string()),
+            DocumentOrigin::Text(_) => None,
+        },
+        stage,
+        reason: reason.to_string(),
+    }
+}
+
+/// Runs an ingest.
+///
+/// Returns the counts; the caller decides what a failed document means for its exit status.
+/// Errors are reserved for what stops the whole run: unreadable input spec, unwritable output
+/// directory, or the first failure under `fail_fast`.
+pub fn ingest<B: Backend>(
+    estimator: &EntropyEstimator<B>,
+    config: &IngestConfig,
+    observer: &dyn IngestObserver,
+) -> Result<IngestStats> {
+    let start = Instant::now();
+    std::fs::create_dir_all(&config.output_dir).map_err(|source| Error::Io {
+        path: config.output_dir.clone(),
+        source,
+    })?;
+    let docs = blt_datasets::enumerate(&config.input)?;
+    let total_bytes = docs.iter().map(|d| d.byte_len).sum();
+    observer.started(docs.len(), total_bytes);
+
+    let complete: BTreeSet<String> = if config.resume {
+        completed_keys(config)?
+    } else {
+        BTreeSet::new()
+    };
+    let cap = config.channel_capacity.max(1);
+    let (load_tx, load_rx) = sync_channel::<Loaded>(cap);
+    let (write_tx, write_rx) = sync_channel::<ToWriter>(cap);
+
+    let (mut stats, model_wait) = std::thread::scope(|scope| -> Result<(IngestStats, Duration)> {
+        let reader = scope.spawn(|| read_documents(docs, &complete, config.max_doc_bytes, load_tx));
+        let writer = scope.spawn(|| write_outputs(config, write_rx, observer));
+        let wait = run_model(estimator, config, load_rx, write_tx);
+        // The reader ends when its channel closes; its result carries nothing.
+        let _ = reader.join();
+        let stats = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Stage("the writer thread panicked".into())))?;
+        Ok((stats, wait))
+    })?;
+    stats.seconds = start.elapsed().as_secs_f64();
+    stats.model_wait_seconds = model_wait.as_secs_f64();
+    if config.fail_fast {
+        if let Some(f) = stats.failures.first() {
+            return Err(Error::DocumentFailed(Box::new(f.clone())));
+        }
+    }
+    Ok(stats)
+}
+
+fn completed_keys(config: &IngestConfig) -> Result<BTreeSet<String>> {
+    match &config.format {
+        OutputFormat::WebDataset(opts) => Ok(WebDatasetSink::completed_keys(
+            &config.output_dir,
+            &opts.prefix,
+        )?),
+        OutputFormat::Safetensors => {
+            let sink = SafetensorsDirSink::new(&config.output_dir)?;
+            let mut keys = BTreeSet::new();
+            for doc in blt_datasets::enumerate(&config.input)? {
+                let sidecar = sidecar_path(&config.output_dir, &doc.key);
+                if sink.is_complete(&doc.key) && sidecar.is_file() {
+                    keys.insert(doc.key);
+                }
+            }
+            Ok(keys)
+        }
+    }
+}
+
+fn read_documents(
+    docs: Vec<DocumentRef>,
+    complete: &BTreeSet<String>,
+    max_bytes: Option<u64>,
+    tx: SyncSender<Loaded>,
+) {
+    for doc in docs {
+        let msg = if complete.contains(&doc.key) {
+            Loaded::Skipped(doc)
+        } else {
+            match doc.read(max_bytes) {
+                Ok(bytes) => Loaded::Doc(doc, bytes),
+                Err(e) => {
+                    let len = doc.byte_len;
+                    Loaded::Failed(failure(&doc, "read", e), len)
+                }
+            }
+        };
+        if tx.send(msg).is_err() {
+            return; // the model stage stopped
+        }
+    }
+}
+
+/// Pulls documents, batches them by size, runs the model, sends results on. Returns the time
+/// spent waiting for input.
+fn run_model<B: Backend>(
+    estimator: &EntropyEstimator<B>,
+    config: &IngestConfig,
+    rx: Receiver<Loaded>,
+    tx: SyncSender<ToWriter>,
+) -> Duration {
+    let mut waited = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        let Ok(first) = rx.recv() else { break };
+        waited += t.elapsed();
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut pending = Some(first);
+        while let Some(msg) = pending.take() {
+            match msg {
+                Loaded::Doc(doc, bytes) => {
+                    batch_bytes += bytes.len();
+                    batch.push((doc, bytes));
+                }
+                Loaded::Skipped(doc) => {
+                    if tx.send(ToWriter::Skipped(doc.byte_len)).is_err() {
+                        return waited;
+                    }
+                }
+                Loaded::Failed(f, len) => {
+                    if tx.send(ToWriter::Failed(f, len)).is_err() {
+                        return waited;
+                    }
+                }
+            }
+            if batch_bytes < config.batch_bytes {
+                match rx.try_recv() {
+                    Ok(next) => pending = Some(next),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => {}
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        for out in process_batch(estimator, config, batch) {
+            if tx.send(out).is_err() {
+                return waited;
+            }
+        }
+    }
+    waited
+}
+
+/// Runs one batch; if the batch fails as a whole, retries document by document so that one bad
+/// document does not take the others down.
+fn process_batch<B: Backend>(
+    estimator: &EntropyEstimator<B>,
+    config: &IngestConfig,
+    batch: Vec<(DocumentRef, Vec<u8>)>,
+) -> Vec<ToWriter> {
+    match analyze_documents(estimator, config, &batch) {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| ToWriter::Done(Box::new(r)))
+            .collect(),
+        Err(_) if batch.len() > 1 => batch
+            .into_iter()
+            .flat_map(|item| process_batch(estimator, config, vec![item]))
+            .collect(),
+        Err(e) => batch
+            .into_iter()
+            .map(|(doc, bytes)| ToWriter::Failed(failure(&doc, "model", &e), bytes.len() as u64))
+            .collect(),
+    }
+}
+
+fn analyze_documents<B: Backend>(
+    estimator: &EntropyEstimator<B>,
+    config: &IngestConfig,
+    batch: &[(DocumentRef, Vec<u8>)],
+) -> Result<Vec<DocumentResult>> {
+    let dim = estimator.config().dim;
+    let segmented: Vec<Vec<blt_pretokenize::Segment>> = batch
+        .iter()
+        .map(|(_, bytes)| WholeDocument.segment(bytes))
+        .collect();
+    let mut ids: Vec<Vec<u32>> = Vec::new();
+    for ((_, bytes), segments) in batch.iter().zip(&segmented) {
+        for s in segments {
+            ids.push(config.tokenizer.encode(s.bytes(bytes)));
+        }
+    }
+    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let options = EstimateOptions {
+        hidden: config.embeddings != EmbeddingsMode::None,
+        logits: false,
+        max_batch_tokens: config.max_batch_tokens,
+    };
+    let mut estimates = estimator.estimate_many(&refs, options)?.into_iter();
+    let mut ids = ids.into_iter();
+    let mut results = Vec::with_capacity(batch.len());
+    for ((doc, bytes), segments) in batch.iter().zip(segmented) {
+        let mut seg_results = Vec::with_capacity(segments.len());
+        for segment in segments {
+            let (Some(ids), Some(est)) = (ids.next(), estimates.next()) else {
+                return Err(Error::Stage("estimate count mismatch".into()));
+            };
+            let patches = config.patcher.patch(&ids, Some(&est.entropies))?;
+            let embeddings = match (config.embeddings, est.hidden) {
+                (EmbeddingsMode::Byte, Some(h)) => Some(h),
+                (EmbeddingsMode::Patch, Some(h)) => Some(
+                    patches
+                        .iter()
+                        .flat_map(|r| mean_rows(&h, dim, r.start..r.end.min(ids.len())))
+                        .collect(),
+                ),
+                _ => None,
+            };
+            seg_results.push(SegmentResult {
+                segment,
+                ids,
+                entropies: est.entropies,
+                prominence: est.prominence,
+                patches,
+                embeddings,
+            });
+        }
+        results.push(DocumentResult {
+            key: doc.key.clone(),
+            source_path: match &doc.source {
+                DocumentOrigin::Path(p) => Some(p.display().to_string()),
+                DocumentOrigin::Text(_) => None,
+            },
+            bytes: bytes.clone(),
+            segments: seg_results,
+            dim,
+        });
+    }
+    Ok(results)
+}
+
+/// Path of a per-document (or per-shard) sidecar.
+pub fn sidecar_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}{SIDECAR_SUFFIX}"))
+}
+
+/// Writes a sidecar for `docs` at `path` atomically (temp file, then rename).
+fn write_sidecar(
+    path: &Path,
+    docs: &[blt_sidecar::SidecarDocument],
+    export_json: bool,
+) -> Result<()> {
+    let tmp = path.with_extension(format!("sqlite.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut sidecar = HypergraphSidecar::create(&tmp)?;
+    for d in docs {
+        sidecar.write_document(d)?;
+    }
+    if export_json {
+        let json = sidecar.export_json()?;
+        let bytes = serde_json::to_vec_pretty(&json).map_err(|e| Error::Stage(e.to_string()))?;
+        blt_datasets::write_atomic(&path.with_extension("json"), &bytes)?;
+    }
+    sidecar.finish()?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(())
+}
+
+enum Sink {
+    Dir(SafetensorsDirSink),
+    Shards {
+        sink: WebDatasetSink,
+        // sidecar documents of the open shard
+        open: Vec<blt_sidecar::SidecarDocument>,
+    },
+}
+
+fn write_outputs(
+    config: &IngestConfig,
+    rx: Receiver<ToWriter>,
+    observer: &dyn IngestObserver,
+) -> Result<IngestStats> {
+    let mut stats = IngestStats::default();
+    remove_stale_sidecar_temps(&config.output_dir)?;
+    let mut sink = match &config.format {
+        OutputFormat::Safetensors => {
+            let sink = SafetensorsDirSink::new(&config.output_dir)?;
+            sink.remove_stale_temps()?;
+            Sink::Dir(sink)
+        }
+        OutputFormat::WebDataset(opts) => {
+            rebuild_missing_shard_sidecars(config, opts)?;
+            Sink::Shards {
+                sink: WebDatasetSink::new(&config.output_dir, opts.clone())?,
+                open: Vec::new(),
+            }
+        }
+    };
+    for msg in rx {
+        stats.documents += 1;
+        let (bytes_done, failed) = match msg {
+            ToWriter::Skipped(len) => {
+                stats.skipped += 1;
+                (len, None)
+            }
+            ToWriter::Failed(f, len) => (len, Some(f)),
+            ToWriter::Done(doc) => {
+                let len = doc.bytes.len() as u64;
+                match write_document(config, &mut sink, &doc, &mut stats.files) {
+                    Ok(()) => {
+                        stats.written += 1;
+                        stats.bytes += len;
+                        stats.tokens += doc.token_count() as u64;
+                        stats.patches += doc.patch_count() as u64;
+                        (len, None)
+                    }
+                    Err(e) => (
+                        len,
+                        Some(DocumentFailure {
+                            key: doc.key.clone(),
+                            path: doc.source_path.clone(),
+                            stage: "write",
+                            reason: e.to_string(),
+                        }),
+                    ),
+                }
+            }
+        };
+        if let Some(f) = failed {
+            tracing::debug!(key = %f.key, path = ?f.path, stage = f.stage, "document failed: {}", f.reason);
+            observer.document_failed(&f);
+            stats.failed += 1;
+            stats.failures.push(f);
+            if config.fail_fast {
+                observer.document_done(&stats, bytes_done);
+                return Ok(stats); // dropping `rx` stops the other stages
+            }
+        }
+        observer.document_done(&stats, bytes_done);
+    }
+    if let Sink::Shards { sink, open } = sink {
+        if let Some(closed) = sink.finish()? {
+            let sidecar = sidecar_path(&config.output_dir, &shard_stem(&closed.path));
+            write_sidecar(&sidecar, &open, config.export_json)?;
+            stats.files.push(closed.path.display().to_string());
+            stats.files.push(sidecar.display().to_string());
+        }
+    }
+    Ok(stats)
+}
+
+/// Removes sidecar temp files a killed run left behind (one writer per output folder).
+fn remove_stale_sidecar_temps(dir: &Path) -> Result<()> {
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_some_and(|n| n.contains(".hypergraph.sqlite.tmp-")) {
+            std::fs::remove_file(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn shard_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn write_document(
+    config: &IngestConfig,
+    sink: &mut Sink,
+    doc: &DocumentResult,
+    files: &mut Vec<String>,
+) -> Result<()> {
+    let record = doc.to_record(&config.run_metadata, config.embeddings);
+    match sink {
+        Sink::Dir(dir) => {
+            // The sidecar first: the safetensors file is what marks a document complete.
+            let sidecar = sidecar_path(&config.output_dir, &doc.key);
+            write_sidecar(&sidecar, &[doc.to_sidecar()], config.export_json)?;
+            let path = dir.write(&record)?;
+            files.push(path.display().to_string());
+        }
+        Sink::Shards { sink, open } => {
+            let event = sink.write(&record)?;
+            open.push(doc.to_sidecar());
+            for closed in event.closed {
+                let sidecar = sidecar_path(&config.output_dir, &shard_stem(&closed.path));
+                let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(open)
+                    .into_iter()
+                    .partition(|d| closed.keys.contains(&d.trunk.key));
+                *open = rest;
+                write_sidecar(&sidecar, &done, config.export_json)?;
+                files.push(closed.path.display().to_string());
+                files.push(sidecar.display().to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A run killed between closing a shard and writing its sidecar leaves a complete shard without
+/// one: rebuild it from the shard's own samples, which carry everything the sidecar holds.
+fn rebuild_missing_shard_sidecars(config: &IngestConfig, opts: &ShardOptions) -> Result<()> {
+    for shard in blt_datasets::complete_shards(&config.output_dir, &opts.prefix)? {
+        let sidecar = sidecar_path(&config.output_dir, &shard_stem(&shard));
+        if sidecar.is_file() {
+            continue;
+        }
+        let docs = crate::readback::sidecar_documents_from_shard(&shard)?;
+        write_sidecar(&sidecar, &docs, config.export_json)?;
+    }
+    Ok(())
+}

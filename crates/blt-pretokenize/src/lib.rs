@@ -1,0 +1,130 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of content a segment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    /// Natural-language text (valid UTF-8 or not).
+    Text,
+    /// Source code.
+    Code,
+    /// Image pixels or image file bytes.
+    Image,
+    /// Audio samples or audio file bytes.
+    Audio,
+    /// Video frames or container bytes.
+    Video,
+    /// A PDF page's text or the PDF's bytes.
+    Pdf,
+    /// Anything else: bytes are bytes.
+    Binary,
+}
+
+impl Modality {
+    /// The lowercase name used in outputs (`text`, `code`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Code => "code",
+            Self::Image => "image",
+            Self::Audio => "audio",
+            Self::Video => "video",
+            Self::Pdf => "pdf",
+            Self::Binary => "binary",
+        }
+    }
+}
+
+impl fmt::Display for Modality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One segment of a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// What the segment holds.
+    pub modality: Modality,
+    /// A short human label (`document`, `function foo`, `page 3`, …).
+    pub label: String,
+    /// The bytes of the original document this segment covers or was decoded from.
+    pub byte_range: Range<u64>,
+    /// Views of one source (e.g. a PDF's text and its raw bytes) share an id.
+    pub source_id: Option<String>,
+    /// Free-form metadata (JSON object).
+    pub metadata: serde_json::Value,
+    /// Decoded content, when the segment is not simply `document[byte_range]`.
+    pub decoded: Option<Vec<u8>>,
+}
+
+impl Segment {
+    /// The bytes the model sees: the decoded content, or the covered range of `document`.
+    pub fn bytes<'a>(&'a self, document: &'a [u8]) -> &'a [u8] {
+        match &self.decoded {
+            Some(d) => d,
+            None => {
+                let end = (self.byte_range.end as usize).min(document.len());
+                let start = (self.byte_range.start as usize).min(end);
+                &document[start..end]
+            }
+        }
+    }
+}
+
+/// Splits a document into segments.
+pub trait Segmenter {
+    /// The segments of `document`, in order.
+    fn segment(&self, document: &[u8]) -> Vec<Segment>;
+}
+
+/// The whole document as one segment: `text` if it is valid UTF-8, else `binary`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WholeDocument;
+
+impl Segmenter for WholeDocument {
+    fn segment(&self, document: &[u8]) -> Vec<Segment> {
+        let modality = if std::str::from_utf8(document).is_ok() {
+            Modality::Text
+        } else {
+            Modality::Binary
+        };
+        vec![Segment {
+            modality,
+            label: "document".into(),
+            byte_range: 0..document.len() as u64,
+            source_id: None,
+            metadata: serde_json::json!({}),
+            decoded: None,
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_is_in_exactly_one_segment() {
+        for doc in [&b""[..], b"abc", b"\xff\xfe binary", "é😀".as_bytes()] {
+            let segs = WholeDocument.segment(doc);
+            let covered: u64 = segs
+                .iter()
+                .map(|s| s.byte_range.end - s.byte_range.start)
+                .sum();
+            assert_eq!(covered, doc.len() as u64);
+            assert_eq!(segs[0].bytes(doc), doc);
+        }
+        assert_eq!(WholeDocument.segment(b"\xff")[0].modality, Modality::Binary);
+        assert_eq!(
+            WholeDocument.segment("é".as_bytes())[0].modality,
+            Modality::Text
+        );
+    }
+}
