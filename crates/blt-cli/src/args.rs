@@ -36,6 +36,13 @@ pub enum Command {
     /// Summarise an output: a safetensors file, a WebDataset shard or a sidecar database.
     #[command(after_help = "Example:\n  blt inspect out/notes_txt-1a2b3c4d5e6f7a8b.safetensors")]
     Inspect(InspectArgs),
+    /// Train an entropy model on a corpus (next-byte prediction); writes a checkpoint in the
+    /// reference layout that every other command loads.
+    #[command(after_help = "Examples:\n  \
+        blt train --corpus texts/ --output my-model --config small --steps 2000\n  \
+        blt train --corpus code/ --output code-model --init path/to/blt-entropy --steps 500 --lr 1e-4\n  \
+        blt train --corpus texts/ --output my-model --steps 2000 --resume")]
+    Train(TrainArgs),
     /// Show a checkpoint's config, parameter count, dtype and tensors, and what is missing.
     #[command(after_help = "Example:\n  blt inspect-model path/to/blt-entropy")]
     InspectModel(InspectModelArgs),
@@ -218,6 +225,78 @@ pub struct InspectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `blt train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training files or folders (every file is one document).
+    #[arg(long, required = true, num_args = 1..)]
+    pub corpus: Vec<PathBuf>,
+    /// Held-out files or folder (default: the last --eval-fraction of the corpus documents).
+    #[arg(long)]
+    pub eval_corpus: Option<PathBuf>,
+    /// Fraction of the corpus documents held out when no --eval-corpus is given.
+    #[arg(long, default_value_t = 0.01)]
+    pub eval_fraction: f64,
+    /// Output checkpoint directory (config.json + model.safetensors).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Model shape: tiny, small (dim 256, 6 layers, 5.3 M parameters), blt-entropy (768, 14
+    /// layers, 99.5 M) or a config.json.
+    #[arg(long, default_value = "small")]
+    pub config: String,
+    /// Fine-tune this checkpoint instead of starting from random weights.
+    #[arg(long, conflicts_with = "config")]
+    pub init: Option<PathBuf>,
+    /// Continue the run recorded in OUTPUT/training_state.json.
+    #[arg(long)]
+    pub resume: bool,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 512)]
+    pub seq_len: usize,
+    /// Peak learning rate (AdamW).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Final learning rate as a fraction of the peak (cosine decay).
+    #[arg(long, default_value_t = 0.1)]
+    pub min_lr_ratio: f64,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 100)]
+    pub warmup_steps: usize,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.1)]
+    pub weight_decay: f32,
+    /// Clip each parameter's gradient to this L2 norm (0: no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub grad_clip: f32,
+    /// Seed of the initial weights and the data order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Evaluate on held-out data every this many steps.
+    #[arg(long, default_value_t = 200)]
+    pub eval_every: usize,
+    /// Held-out windows per evaluation.
+    #[arg(long, default_value_t = 128)]
+    pub eval_windows: usize,
+    /// Write a checkpoint (OUTPUT/step-N) every this many steps (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: usize,
+    /// Store the final weights in BF16 (half the size) instead of F32.
+    #[arg(long)]
+    pub save_bf16: bool,
+    /// Device: cpu, cuda[:N] or wgpu[:N].
+    #[arg(long, default_value = "cpu", env = "BLT_DEVICE")]
+    pub device: DeviceSpec,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// Arguments of `blt inspect-model`.

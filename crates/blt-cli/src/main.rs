@@ -9,6 +9,7 @@ mod ingest;
 mod inspect;
 mod inspect_model;
 mod patch;
+mod train;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::InspectModel(args) => inspect_model::run(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,7 +20,10 @@ pub type Cuda = burn::backend::Cuda;
 #[cfg(feature = "wgpu")]
 pub type Wgpu = burn::backend::Wgpu;
 
-pub use burn::tensor::backend::Backend;
+pub use burn::tensor::backend::{AutodiffBackend, Backend};
+
+/// Automatic differentiation over a backend, for training.
+pub type Autodiff<B> = burn::backend::Autodiff<B>;
 
 /// The device of CUDA GPU `index`.
 #[cfg(feature = "cuda")]

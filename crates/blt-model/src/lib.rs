@@ -9,6 +9,7 @@ pub mod estimator;
 pub mod mask;
 pub mod model;
 pub mod rope;
+pub mod train;
 pub mod windows;
 
 pub use burn::tensor::DType;
@@ -17,3 +18,4 @@ pub use config::{AttentionBias, EntropyModelConfig};
 pub use error::{Error, Result};
 pub use estimator::{EntropyEstimator, EstimateOptions, SequenceEstimate};
 pub use model::{entropy, EntropyModel, ForwardOutput};
+pub use train::{TokenStream, TrainingConfig, TrainingObserver, TrainingOutcome};

@@ -8,7 +8,7 @@
 //! reference's, so Meta's checkpoints load without renaming.
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -28,7 +28,7 @@ pub struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
-    /// A norm of width `dim` with unit scale.
+    /// A norm of width `dim` with unit scale (the reference's initialisation).
     pub fn new(dim: usize, eps: f64, device: &B::Device) -> Self {
         Self {
             weight: Param::from_tensor(Tensor::ones([dim], device)),
@@ -63,10 +63,10 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    fn new(config: &EntropyModelConfig, device: &B::Device) -> Self {
+    fn new(config: &EntropyModelConfig, init: &mut Init<'_, B>) -> Self {
         let (dim, hd) = (config.dim, config.head_dim());
         let (h, kv) = (config.n_heads, config.n_kv_heads());
-        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let mut linear = |i, o| init.linear(i, o);
         Self {
             wq: linear(dim, h * hd),
             wk: linear(dim, kv * hd),
@@ -146,9 +146,9 @@ pub struct FeedForward<B: Backend> {
 }
 
 impl<B: Backend> FeedForward<B> {
-    fn new(config: &EntropyModelConfig, device: &B::Device) -> Self {
+    fn new(config: &EntropyModelConfig, init: &mut Init<'_, B>) -> Self {
         let (dim, hidden) = (config.dim, config.ffn_hidden_dim());
-        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let mut linear = |i, o| init.linear(i, o);
         Self {
             w1: linear(dim, hidden),
             w2: linear(hidden, dim),
@@ -177,12 +177,12 @@ pub struct TransformerBlock<B: Backend> {
 }
 
 impl<B: Backend> TransformerBlock<B> {
-    fn new(config: &EntropyModelConfig, device: &B::Device) -> Self {
+    fn new(config: &EntropyModelConfig, init: &mut Init<'_, B>) -> Self {
         Self {
-            attention: Attention::new(config, device),
-            feed_forward: FeedForward::new(config, device),
-            attention_norm: RmsNorm::new(config.dim, config.norm_eps, device),
-            ffn_norm: RmsNorm::new(config.dim, config.norm_eps, device),
+            attention: Attention::new(config, init),
+            feed_forward: FeedForward::new(config, init),
+            attention_norm: RmsNorm::new(config.dim, config.norm_eps, init.device),
+            ffn_norm: RmsNorm::new(config.dim, config.norm_eps, init.device),
         }
     }
 
@@ -252,17 +252,35 @@ pub struct EntropyModel<B: Backend> {
 }
 
 impl<B: Backend> EntropyModel<B> {
-    /// A model of this shape with freshly initialised weights (for training or tests).
+    /// A model of this shape with zero weights, to be filled by loading a checkpoint.
     pub fn new(config: &EntropyModelConfig, device: &B::Device) -> Self {
+        Self::build(config, &mut Init { device, rng: None })
+    }
+
+    /// A model of this shape with random weights drawn on the host from `seed`, as the reference
+    /// initialises them (truncated normal at ±3σ with σ = fan_in^-½, unit norms), so that the
+    /// same seed gives the same weights on every backend.
+    pub fn init(config: &EntropyModelConfig, seed: u64, device: &B::Device) -> Self {
+        Self::build(
+            config,
+            &mut Init {
+                device,
+                rng: Some(SplitMix(seed)),
+            },
+        )
+    }
+
+    fn build(config: &EntropyModelConfig, init: &mut Init<'_, B>) -> Self {
+        let tok_embeddings = Embedding {
+            weight: init.param([config.vocab_size, config.dim], config.dim),
+        };
         Self {
-            tok_embeddings: EmbeddingConfig::new(config.vocab_size, config.dim).init(device),
+            tok_embeddings,
             layers: (0..config.n_layers)
-                .map(|_| TransformerBlock::new(config, device))
+                .map(|_| TransformerBlock::new(config, init))
                 .collect(),
-            norm: RmsNorm::new(config.dim, config.norm_eps, device),
-            output: LinearConfig::new(config.dim, config.vocab_size)
-                .with_bias(false)
-                .init(device),
+            norm: RmsNorm::new(config.dim, config.norm_eps, init.device),
+            output: init.linear(config.dim, config.vocab_size),
         }
     }
 
@@ -286,6 +304,73 @@ impl<B: Backend> EntropyModel<B> {
     /// The model's float dtype (that of its embedding matrix).
     pub fn dtype(&self) -> DType {
         self.tok_embeddings.weight.val().dtype()
+    }
+}
+
+/// A small, seedable generator (SplitMix64), so that initial weights and data order never
+/// depend on a crate version or a backend.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix(pub(crate) u64);
+
+impl SplitMix {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    /// Uniform in (0, 1).
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal, truncated at ±3 (redrawn outside).
+    fn truncated_normal(&mut self) -> f64 {
+        loop {
+            let (u, v) = (self.unit(), self.unit());
+            let z = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
+            if z.abs() <= 3.0 {
+                return z;
+            }
+        }
+    }
+}
+
+/// Where weights come from while a model is built: zeros (to be loaded over) or seeded random.
+struct Init<'a, B: Backend> {
+    device: &'a B::Device,
+    rng: Option<SplitMix>,
+}
+
+impl<B: Backend> Init<'_, B> {
+    fn param<const D: usize>(&mut self, shape: [usize; D], fan_in: usize) -> Param<Tensor<B, D>> {
+        let tensor = match &mut self.rng {
+            None => Tensor::zeros(shape, self.device),
+            Some(rng) => {
+                let std = (fan_in.max(1) as f64).powf(-0.5);
+                let n: usize = shape.iter().product();
+                let values: Vec<f32> = (0..n)
+                    .map(|_| (rng.truncated_normal() * std) as f32)
+                    .collect();
+                Tensor::from_data(TensorData::new(values, shape), self.device)
+            }
+        };
+        Param::from_tensor(tensor)
+    }
+
+    /// A bias-free linear layer `d_in → d_out` (Burn's `[d_in, d_out]` layout).
+    fn linear(&mut self, d_in: usize, d_out: usize) -> Linear<B> {
+        Linear {
+            weight: self.param([d_in, d_out], d_in),
+            bias: None,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use blt_model::{EntropyEstimator, EntropyModel, EntropyModelConfig, EstimateOpti
 
 fn estimator(config: EntropyModelConfig) -> EntropyEstimator<Cpu> {
     let device = Default::default();
-    let model = EntropyModel::<Cpu>::new(&config, &device);
+    let model = EntropyModel::<Cpu>::init(&config, 3, &device);
     EntropyEstimator::new(model, config, device)
 }
 
