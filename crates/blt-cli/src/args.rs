@@ -46,6 +46,26 @@ pub enum Command {
     /// Show a checkpoint's config, parameter count, dtype and tensors, and what is missing.
     #[command(after_help = "Example:\n  blt inspect-model path/to/blt-entropy")]
     InspectModel(InspectModelArgs),
+    /// Measure a model on a corpus: bits per byte (next-byte cross-entropy), mean entropy and
+    /// patch statistics.
+    #[command(after_help = "Examples:\n  \
+        blt eval --model path/to/model --corpus held-out/\n  \
+        blt eval --model path/to/model --corpus docs/ notes.txt --glob '*.md' --json\n  \
+        blt eval --model facebook/blt-entropy --corpus held-out/ --threshold 1.7 --max-patch-length 16\n\n\
+        Every target the model predicts is scored: each byte and the EOS (documents are BOS + bytes\n\
+        + EOS); bits/byte = their loss in bits / input bytes. Mean patch length = sum of patch\n\
+        lengths / patches (token positions, BOS and EOS included).")]
+    Eval(EvalArgs),
+    /// Find the entropy threshold that gives a target mean patch length on a corpus and write it
+    /// into the model's config.json as its default threshold.
+    #[command(after_help = "Examples:\n  \
+        blt calibrate --model path/to/model --corpus sample/ --target-mean-patch 4.5\n  \
+        blt calibrate --model path/to/model --corpus sample/ --target-mean-patch 6 --dry-run --json\n\n\
+        Mean patch length = sum of patch lengths / patches over the corpus (token positions, BOS\n\
+        and EOS included), under the global rule with the preprocessing convention (what `blt\n\
+        patch` and `blt ingest` use by default). Only the facebook/blt-entropy layout\n\
+        (config.json + model.safetensors) can take the threshold; --dry-run works on any.")]
+    Calibrate(CalibrateArgs),
 }
 
 /// Where the model comes from and how it runs.
@@ -308,6 +328,46 @@ pub struct InspectModelArgs {
     #[arg(long, default_value = "main")]
     pub revision: String,
     /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `blt eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Corpus files or folders (folders walked recursively; every file is one document).
+    #[arg(long, required = true, num_args = 1..)]
+    pub corpus: Vec<PathBuf>,
+    /// Only files whose path relative to a --corpus folder matches (e.g. '*.txt').
+    #[arg(long)]
+    pub glob: Option<String>,
+    #[command(flatten)]
+    pub patching: PatchingArgs,
+    /// Print one JSON object (the report's fields).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `blt calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Corpus files or folders (folders walked recursively; every file is one document).
+    #[arg(long, required = true, num_args = 1..)]
+    pub corpus: Vec<PathBuf>,
+    /// Only files whose path relative to a --corpus folder matches (e.g. '*.txt').
+    #[arg(long)]
+    pub glob: Option<String>,
+    /// The mean patch length to reach (token positions per patch, BOS and EOS included).
+    #[arg(long)]
+    pub target_mean_patch: f64,
+    /// Find and print the threshold, but do not write it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }

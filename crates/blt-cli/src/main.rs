@@ -4,7 +4,9 @@
 //! crates (`blt-pipeline`, `blt-model`, `blt-patcher`, `blt-tokenizer`, `blt-hub`).
 
 mod args;
+mod calibrate;
 mod device;
+mod eval;
 mod ingest;
 mod inspect;
 mod inspect_model;
@@ -27,6 +29,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::InspectModel(args) => inspect_model::run(args),
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

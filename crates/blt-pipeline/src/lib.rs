@@ -3,12 +3,17 @@
 
 mod analyze;
 pub mod document;
+pub mod evaluate;
 pub mod ingest;
 mod model_source;
 pub mod readback;
 
 pub use analyze::{DocumentAnalysis, DocumentAnalyzer};
 pub use document::{DocumentResult, EmbeddingsMode, SegmentResult};
+pub use evaluate::{
+    calibrate_entropies, calibrate_threshold, check_threshold_writable, evaluate,
+    mean_patch_length, write_threshold, Calibration, EvalReport,
+};
 pub use ingest::{
     ingest, DocumentFailure, IngestConfig, IngestObserver, IngestStats, OutputFormat, Quiet,
 };
@@ -53,6 +58,31 @@ pub enum Error {
     /// A pipeline stage failed as a whole.
     #[error("pipeline: {0}")]
     Stage(String),
+    /// An evaluation or calibration corpus holds no documents, no bytes or no patches.
+    #[error("the corpus is empty: no documents, bytes or patches to measure")]
+    EmptyCorpus,
+    /// Threshold calibration cannot run as configured (a mode without a threshold, a
+    /// non-finite target).
+    #[error("calibration: {0}")]
+    Calibration(String),
+    /// No threshold gives the target mean patch length on this corpus.
+    #[error("a mean patch length of {target} is unreachable on this corpus: thresholds give {min:.4} to {max:.4}")]
+    UnreachableTarget {
+        /// The mean patch length asked for.
+        target: f64,
+        /// The smallest mean patch length any threshold gives.
+        min: f64,
+        /// The largest mean patch length any threshold gives.
+        max: f64,
+    },
+    /// A patching threshold cannot be written into this checkpoint's config.
+    #[error("{}: cannot write a patching threshold: {reason}", path.display())]
+    ThresholdNotWritable {
+        /// The config file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A document failed under `fail_fast`.
     #[error("{}: {} failed: {}", .0.path.as_deref().unwrap_or(&.0.key), .0.stage, .0.reason)]
     DocumentFailed(Box<DocumentFailure>),
