@@ -73,15 +73,17 @@ pub enum Command {
 pub struct ModelArgs {
     /// Model: a checkpoint directory (or weights file), or a Hugging Face repo id such as
     /// `facebook/blt-entropy` (resolved through the HF cache; HF_TOKEN, HF_HUB_OFFLINE apply).
+    /// Default: the small model built into blt (see `blt-default-model`).
     #[arg(long, env = "BLT_MODEL")]
-    pub model: String,
+    pub model: Option<String>,
     /// Revision of a Hub repo (branch, tag or commit).
     #[arg(long, default_value = "main")]
     pub revision: String,
     /// Device: cpu, cuda[:N] or wgpu[:N] (each needs its cargo feature).
     #[arg(long, default_value = "cpu", env = "BLT_DEVICE")]
     pub device: DeviceSpec,
-    /// Compute dtype of the model (entropies are always computed in f32). Default: as stored.
+    /// Compute dtype of the model (entropies are always computed in f32). Default: f32 on the
+    /// CPU, as stored on GPUs.
     #[arg(long)]
     pub dtype: Option<DTypeArg>,
 }

@@ -13,15 +13,19 @@ use blt_tokenizer::BltTokenizer;
 use crate::args::CalibrateArgs;
 use crate::device::{dispatch, BackendTask};
 use crate::eval::read_corpus;
-use crate::patch::{dtype, open_model};
+use crate::patch::open_model;
 
 pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     if !args.dry_run {
-        if let ModelSpec::Repo(repo) = ModelSpec::parse(&args.model.model) {
-            anyhow::bail!(
+        match args.model.model.as_deref().map(ModelSpec::parse) {
+            None => anyhow::bail!(
+                "the built-in model is read-only: give --model DIR (a copy of a checkpoint), or use --dry-run"
+            ),
+            Some(ModelSpec::Repo(repo)) => anyhow::bail!(
                 "{repo} is a Hub repo id: calibrate writes into the model's config.json, so give a \
                  local checkpoint directory (a copy of the snapshot), or use --dry-run"
-            );
+            ),
+            Some(ModelSpec::Path(_)) => {}
         }
     }
     let documents = read_corpus(&args.corpus, args.glob.as_deref())?;
@@ -35,7 +39,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     let old = model.checkpoint.config.patching_threshold;
     let task = CalibrateTask {
         model,
-        dtype: args.model.dtype.map(dtype),
+        dtype: args.model.compute_dtype(),
         documents,
         target: args.target_mean_patch,
     };

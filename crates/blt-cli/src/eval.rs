@@ -14,7 +14,7 @@ use blt_tokenizer::BltTokenizer;
 
 use crate::args::EvalArgs;
 use crate::device::{dispatch, BackendTask};
-use crate::patch::{dtype, open_model, patcher_config};
+use crate::patch::{open_model, patcher_config};
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let documents = read_corpus(&args.corpus, args.glob.as_deref())?;
@@ -32,7 +32,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .context("invalid patching options")?;
     let task = EvalTask {
         model,
-        dtype: args.model.dtype.map(dtype),
+        dtype: args.model.compute_dtype(),
         patcher,
         documents,
     };

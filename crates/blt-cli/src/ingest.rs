@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{EmbeddingsArg, FormatArg, IngestArgs};
 use crate::device::{dispatch, BackendTask};
-use crate::patch::{dtype, open_model, patcher_config};
+use crate::patch::{open_model, patcher_config};
 
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let input = if let Some(text) = &args.text {
@@ -54,7 +54,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         .clone()
         .build()
         .context("invalid patching options")?;
-    let model_dtype = args.model.dtype.map(dtype);
+    let model_dtype = args.model.compute_dtype();
     let model_hash = model
         .content_hash()
         .context("cannot hash the model weights")?;
@@ -99,6 +99,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         "include_next_token".into(),
         patcher_config.include_next_token.to_string(),
     );
+    meta.insert("patch_size".into(), patcher_config.patch_size.to_string());
     meta.insert("add_bos".into(), (!args.no_bos).to_string());
     meta.insert("add_eos".into(), (!args.no_eos).to_string());
     meta.insert("embeddings_dtype".into(), "f16".into());
@@ -160,7 +161,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         "config": {
             "format": format!("{:?}", args.format).to_lowercase(),
             "embeddings": task.config.embeddings.as_str(),
-            "patching": meta,
+            "metadata": meta,
             "max_doc_bytes": args.max_doc_bytes,
             "resume": args.resume,
             "fail_fast": args.fail_fast,
@@ -188,6 +189,16 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     );
     if stats.documents > 0 && stats.failed == stats.documents {
         anyhow::bail!("every document failed (see run.json)");
+    }
+    if args.fail_fast {
+        if let Some(f) = stats.failures.first() {
+            anyhow::bail!(
+                "stopped at the first failure (--fail-fast): {}: {} failed: {}",
+                f.path.as_deref().unwrap_or(&f.key),
+                f.stage,
+                f.reason
+            );
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use blt_pipeline::{DocumentAnalysis, DocumentAnalyzer, LoadedModel, ModelSpec};
 use blt_tokenizer::{BltTokenizer, BOS_ID, EOS_ID};
 
 use crate::args::{DTypeArg, ModelArgs, PatchArgs, PatchingArgs};
-use crate::device::{dispatch, BackendTask};
+use crate::device::{dispatch, BackendTask, DeviceSpec};
 
 pub fn run(args: PatchArgs) -> anyhow::Result<()> {
     let bytes = match (&args.text, &args.file) {
@@ -34,7 +34,7 @@ pub fn run(args: PatchArgs) -> anyhow::Result<()> {
         .with_eos(!args.no_eos);
     let task = PatchTask {
         model,
-        dtype: args.model.dtype.map(dtype),
+        dtype: args.model.compute_dtype(),
         patcher,
         tokenizer,
         bytes,
@@ -51,11 +51,34 @@ pub fn run(args: PatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Finds the checkpoint named by `--model`.
+/// Finds the checkpoint named by `--model`, or the built-in model when none is named.
 pub fn open_model(args: &ModelArgs) -> anyhow::Result<LoadedModel> {
+    let Some(spec) = &args.model else {
+        let root = blt_default_model::cache_root();
+        let dir = blt_default_model::materialize(&root).with_context(|| {
+            format!(
+                "cannot write the built-in model under {} (set BLT_CACHE_DIR to a writable folder)",
+                root.display()
+            )
+        })?;
+        let mut model = LoadedModel::open(&ModelSpec::Path(dir), &blt_hub::HubOptions::from_env())
+            .context("cannot open the built-in model")?;
+        model.source.id = blt_default_model::MODEL_ID.to_string();
+        return Ok(model);
+    };
     let hub = blt_hub::HubOptions::from_env().with_revision(args.revision.clone());
-    LoadedModel::open(&ModelSpec::parse(&args.model), &hub)
-        .with_context(|| format!("cannot open model {}", args.model))
+    LoadedModel::open(&ModelSpec::parse(spec), &hub)
+        .with_context(|| format!("cannot open model {spec}"))
+}
+
+impl ModelArgs {
+    /// The compute dtype: `--dtype`, else f32 on the CPU (bf16 there is computed through f32
+    /// anyway) and the stored dtype on GPUs.
+    pub fn compute_dtype(&self) -> Option<DType> {
+        self.dtype
+            .map(dtype)
+            .or((self.device == DeviceSpec::Cpu).then_some(DType::F32))
+    }
 }
 
 /// The patcher configuration the flags describe.

@@ -172,6 +172,9 @@ impl DocumentResult {
         metadata.insert("num_patches".into(), lengths.len().to_string());
         metadata.insert("num_segments".into(), self.segments.len().to_string());
         metadata.insert("embeddings".into(), embeddings.as_str().into());
+        if embeddings == EmbeddingsMode::None {
+            metadata.remove("embeddings_dtype");
+        }
         let json = serde_json::json!({
             "key": self.key,
             "source_path": self.source_path,
@@ -197,10 +200,13 @@ impl DocumentResult {
 
     /// The hypergraph: this document as a Trunk, its segments as Branches, its patches as Leaves.
     pub fn to_sidecar(&self) -> SidecarDocument {
+        let mut token_offset = 0u64;
         let branches = self
             .segments
             .iter()
             .map(|s| {
+                let offset = token_offset;
+                token_offset += s.ids.len() as u64;
                 let coherence = coherence(&s.prominence, &s.entropies);
                 // Document byte offset of each token position's byte (specials take the offset of
                 // the next byte), so a patch maps to the bytes it covers.
@@ -233,7 +239,8 @@ impl DocumentResult {
                         let (mean_entropy, max_entropy) = stat(&s.entropies);
                         Leaf {
                             byte_range: byte_at[tokens.start]..byte_at[tokens.end],
-                            token_range: r.start as u64..r.end as u64,
+                            // document token positions (the concatenation of all segments)
+                            token_range: offset + r.start as u64..offset + r.end as u64,
                             mean_entropy,
                             max_entropy,
                             prominence: stat(&s.prominence).0,

@@ -151,9 +151,11 @@ fn failure(doc: &DocumentRef, stage: &'static str, reason: impl ToString) -> Doc
 
 /// Runs an ingest.
 ///
-/// Returns the counts; the caller decides what a failed document means for its exit status.
-/// Errors are reserved for what stops the whole run: unreadable input spec, unwritable output
-/// directory, or the first failure under `fail_fast`.
+/// Returns the counts; the caller decides what a failed document means for its exit status
+/// (under `fail_fast` the run stops after the first failure and the counts say so). Errors are
+/// reserved for what stops the whole run: an unreadable input spec, an unwritable output folder,
+/// or an I/O error on a WebDataset shard (its open shard is lost; `resume` continues after the
+/// last complete one).
 pub fn ingest<B: Backend>(
     estimator: &EntropyEstimator<B>,
     config: &IngestConfig,
@@ -190,11 +192,6 @@ pub fn ingest<B: Backend>(
     })?;
     stats.seconds = start.elapsed().as_secs_f64();
     stats.model_wait_seconds = model_wait.as_secs_f64();
-    if config.fail_fast {
-        if let Some(f) = stats.failures.first() {
-            return Err(Error::DocumentFailed(Box::new(f.clone())));
-        }
-    }
     Ok(stats)
 }
 
@@ -391,11 +388,24 @@ pub fn sidecar_path(dir: &Path, stem: &str) -> PathBuf {
 fn write_sidecar(
     path: &Path,
     docs: &[blt_sidecar::SidecarDocument],
-    export_json: bool,
+    config: &IngestConfig,
 ) -> Result<()> {
+    let export_json = config.export_json;
     let tmp = path.with_extension(format!("sqlite.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut sidecar = HypergraphSidecar::create(&tmp)?;
+    sidecar.set_meta(
+        "created_by",
+        concat!("blt-pipeline ", env!("CARGO_PKG_VERSION")),
+    )?;
+    for (key, value) in &config.run_metadata {
+        if !matches!(
+            key.as_str(),
+            "format" | "schema_version" | "producer" | "created_by"
+        ) {
+            sidecar.set_meta(key, value)?;
+        }
+    }
     for d in docs {
         sidecar.write_document(d)?;
     }
@@ -460,6 +470,9 @@ fn write_outputs(
                         stats.patches += doc.patch_count() as u64;
                         (len, None)
                     }
+                    // A shard that failed to write has lost its open samples: stop, and let a
+                    // resumed run continue after the last complete shard.
+                    Err(e) if matches!(sink, Sink::Shards { .. }) => return Err(e),
                     Err(e) => (
                         len,
                         Some(DocumentFailure {
@@ -487,7 +500,7 @@ fn write_outputs(
     if let Sink::Shards { sink, open } = sink {
         if let Some(closed) = sink.finish()? {
             let sidecar = sidecar_path(&config.output_dir, &shard_stem(&closed.path));
-            write_sidecar(&sidecar, &open, config.export_json)?;
+            write_sidecar(&sidecar, &open, config)?;
             stats.files.push(closed.path.display().to_string());
             stats.files.push(sidecar.display().to_string());
         }
@@ -495,7 +508,7 @@ fn write_outputs(
     Ok(stats)
 }
 
-/// Removes sidecar temp files a killed run left behind (one writer per output folder).
+/// Removes temporary files a killed run left behind (one writer per output folder).
 fn remove_stale_sidecar_temps(dir: &Path) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
@@ -504,7 +517,9 @@ fn remove_stale_sidecar_temps(dir: &Path) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        if name.is_some_and(|n| n.contains(".hypergraph.sqlite.tmp-")) {
+        // Everything written atomically here is named `<final name>.tmp-<pid>` (or starts with
+        // `.tmp`) until it is renamed; one writer per output folder.
+        if name.is_some_and(|n| n.contains(".tmp-") && !n.ends_with(".tar.tmp")) {
             std::fs::remove_file(&path).map_err(|source| Error::Io {
                 path: path.clone(),
                 source,
@@ -531,9 +546,10 @@ fn write_document(
         Sink::Dir(dir) => {
             // The sidecar first: the safetensors file is what marks a document complete.
             let sidecar = sidecar_path(&config.output_dir, &doc.key);
-            write_sidecar(&sidecar, &[doc.to_sidecar()], config.export_json)?;
+            write_sidecar(&sidecar, &[doc.to_sidecar()], config)?;
             let path = dir.write(&record)?;
             files.push(path.display().to_string());
+            files.push(sidecar.display().to_string());
         }
         Sink::Shards { sink, open } => {
             let event = sink.write(&record)?;
@@ -544,7 +560,7 @@ fn write_document(
                     .into_iter()
                     .partition(|d| closed.keys.contains(&d.trunk.key));
                 *open = rest;
-                write_sidecar(&sidecar, &done, config.export_json)?;
+                write_sidecar(&sidecar, &done, config)?;
                 files.push(closed.path.display().to_string());
                 files.push(sidecar.display().to_string());
             }
@@ -562,7 +578,7 @@ fn rebuild_missing_shard_sidecars(config: &IngestConfig, opts: &ShardOptions) ->
             continue;
         }
         let docs = crate::readback::sidecar_documents_from_shard(&shard)?;
-        write_sidecar(&sidecar, &docs, config.export_json)?;
+        write_sidecar(&sidecar, &docs, config)?;
     }
     Ok(())
 }

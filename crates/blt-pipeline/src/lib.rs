@@ -83,9 +83,6 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A document failed under `fail_fast`.
-    #[error("{}: {} failed: {}", .0.path.as_deref().unwrap_or(&.0.key), .0.stage, .0.reason)]
-    DocumentFailed(Box<DocumentFailure>),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use blt_patcher::PatchBoundaries;
@@ -82,6 +81,18 @@ impl StoredDocument {
         if metadata.get("format").map(String::as_str) != Some(crate::document::FORMAT_NAME) {
             return Err(invalid(path, "not a blt-patches file (metadata `format`)"));
         }
+        match metadata.get("format_version").map(String::as_str) {
+            Some(crate::document::FORMAT_VERSION) => {}
+            other => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "format_version {other:?}; this blt reads version {}",
+                        crate::document::FORMAT_VERSION
+                    ),
+                ))
+            }
+        }
         let seg = values(&st, "segments", Dtype::I64, path, i64::from_le_bytes)?;
         Ok(Self {
             bytes: values(&st, "bytes", Dtype::U8, path, |b: [u8; 1]| b[0])?,
@@ -115,6 +126,12 @@ impl StoredDocument {
         let described = json
             .and_then(|j| j.get("segments"))
             .and_then(|s| s.as_array());
+        // Patches belong to segments in order: each segment's lengths cover its tokens (plus one
+        // phantom position under `include_next_token`).
+        let extra = usize::from(
+            self.metadata.get("include_next_token").map(String::as_str) == Some("true"),
+        );
+        let mut lengths = self.patch_lengths.iter().map(|&l| l as usize);
         let segments = self
             .segments
             .iter()
@@ -146,7 +163,17 @@ impl StoredDocument {
                         .collect(),
                     entropies: self.entropies[tokens.clone()].to_vec(),
                     prominence: self.prominence[tokens.clone()].to_vec(),
-                    patches: self.patches_in(tokens),
+                    patches: {
+                        let target = tokens.len() + extra;
+                        let mut own = Vec::new();
+                        let mut covered = 0;
+                        while covered < target {
+                            let Some(l) = lengths.next() else { break };
+                            covered += l;
+                            own.push(l);
+                        }
+                        PatchBoundaries::from_lengths(own).unwrap_or_default()
+                    },
                     embeddings: None,
                 }
             })
@@ -170,18 +197,6 @@ impl StoredDocument {
                 .and_then(|s| s.get(1).copied())
                 .unwrap_or(0),
         }
-    }
-
-    /// The patches that start inside `tokens`, relative to its start.
-    fn patches_in(&self, tokens: Range<usize>) -> PatchBoundaries {
-        let lengths: Vec<usize> = self
-            .patch_starts
-            .iter()
-            .zip(&self.patch_lengths)
-            .filter(|(&s, _)| tokens.contains(&(s as usize)))
-            .map(|(_, &l)| l as usize)
-            .collect();
-        PatchBoundaries::from_lengths(lengths).unwrap_or_default()
     }
 }
 
