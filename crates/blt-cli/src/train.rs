@@ -279,7 +279,7 @@ impl TrainingObserver for Observer {
                 bar.set_position(r.step as u64);
                 bar.set_message(msg);
             }
-            None if r.eval_loss.is_some() || r.step % 50 == 0 || r.step == 1 => {
+            None if r.eval_loss.is_some() || r.step.is_multiple_of(50) || r.step == 1 => {
                 eprintln!("step {}/{}: {msg}", r.step, self.training.steps);
             }
             None => {}

@@ -206,19 +206,19 @@ impl EntropyModelConfig {
                 return Err(format!("`{name}` must be positive"));
             }
         }
-        if self.head_dim.is_none() && self.dim % self.n_heads != 0 {
+        if self.head_dim.is_none() && !self.dim.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "`dim` ({}) is not a multiple of `n_heads` ({})",
                 self.dim, self.n_heads
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(format!(
                 "head_dim {} is odd: rotary embeddings need pairs",
                 self.head_dim()
             ));
         }
-        if self.n_heads % self.n_kv_heads() != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads()) {
             return Err(format!(
                 "`n_heads` ({}) is not a multiple of `n_kv_heads` ({})",
                 self.n_heads,
@@ -228,7 +228,11 @@ impl EntropyModelConfig {
         if self.sliding_window == Some(0) {
             return Err("`sliding_window` must be positive".into());
         }
-        if !(self.norm_eps > 0.0) || !(self.rope_theta > 0.0) {
+        if self.norm_eps.is_nan()
+            || self.norm_eps <= 0.0
+            || self.rope_theta.is_nan()
+            || self.rope_theta <= 0.0
+        {
             return Err("`norm_eps` and `rope_theta` must be positive".into());
         }
         if self.weight_tying {

@@ -173,12 +173,15 @@ pub struct TrainingOutcome {
     pub checkpoint: PathBuf,
 }
 
+/// Inputs `[batch, seq]`, targets `[batch, seq]` and the input rows on the host.
+type Batch<B> = (Tensor<B, 2, Int>, Tensor<B, 2, Int>, Vec<Vec<u32>>);
+
 fn batch_tensors<B: Backend>(
     stream: &[u32],
     starts: &[usize],
     seq_len: usize,
     device: &B::Device,
-) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>, Vec<Vec<u32>>) {
+) -> Batch<B> {
     let rows: Vec<Vec<u32>> = starts
         .iter()
         .map(|&s| stream[s..s + seq_len + 1].to_vec())

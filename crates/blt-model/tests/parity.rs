@@ -186,13 +186,7 @@ fn tiny_bf16_agrees_with_the_reference() {
             sum += d as f64;
             n += 1;
         }
-        let ours = starts(
-            &patcher
-                .patch(&ids, Some(&out.entropies))
-                .unwrap()
-                .lengths()
-                .to_vec(),
-        );
+        let ours = starts(patcher.patch(&ids, Some(&out.entropies)).unwrap().lengths());
         let theirs = starts(&exp.lengths(&format!("{case}.patch_lengths")));
         let f32_ref = starts(&exp32.lengths(&format!("{case}.patch_lengths")));
         for p in 0..ids.len() {
