@@ -279,8 +279,18 @@ fn kill_and_resume(extra: &[&str]) {
     let start = Instant::now();
     let mut interrupted = false;
     while start.elapsed() < Duration::from_secs(120) {
-        let n = std::fs::read_dir(&killed).map(|d| d.count()).unwrap_or(0);
-        if n >= 6 {
+        // complete outputs only (temporary files do not count)
+        let n = std::fs::read_dir(&killed)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.ends_with(".safetensors") || name.ends_with(".tar")
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if n >= 3 {
             child.kill().unwrap();
             interrupted = true;
             break;
