@@ -293,7 +293,7 @@ mod tests {
 
     /// Lays out `files` as the Hub's cache does: `models--o--n/refs/<rev>` holding the commit,
     /// and `snapshots/<commit>/<file>`.
-    fn fake_cache(root: &Path, repo: &str, revision: &str, files: &[&str]) -> PathBuf {
+    fn hub_layout_cache(root: &Path, repo: &str, revision: &str, files: &[&str]) -> PathBuf {
         let commit = "0123456789abcdef0123456789abcdef01234567";
         let repo_dir = root.join(format!("models--{}", repo.replace('/', "--")));
         std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
@@ -318,7 +318,7 @@ mod tests {
     #[test]
     fn resolves_a_cached_snapshot_offline() {
         let tmp = tempfile::tempdir().unwrap();
-        let snap = fake_cache(
+        let snap = hub_layout_cache(
             tmp.path(),
             "facebook/blt-entropy",
             "main",
@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn resolves_meta_layout_in_a_subfolder() {
         let tmp = tempfile::tempdir().unwrap();
-        let snap = fake_cache(
+        let snap = hub_layout_cache(
             tmp.path(),
             "facebook/blt",
             "v1",
@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn offline_says_what_is_missing() {
         let tmp = tempfile::tempdir().unwrap();
-        fake_cache(tmp.path(), "facebook/blt-entropy", "main", &["config.json"]);
+        hub_layout_cache(tmp.path(), "facebook/blt-entropy", "main", &["config.json"]);
         let err = resolve_model("facebook/blt-entropy", &offline(tmp.path())).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::NotCached { .. }), "{msg}");
