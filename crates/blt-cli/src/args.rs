@@ -334,17 +334,24 @@ pub struct InspectModelArgs {
     pub json: bool,
 }
 
+/// A corpus of files to evaluate or calibrate on.
+#[derive(Debug, Args)]
+pub struct CorpusArgs {
+    /// Corpus files or folders (folders walked recursively; every file is one document).
+    #[arg(long = "corpus", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Only files whose path relative to a --corpus folder matches (e.g. '*.txt').
+    #[arg(long)]
+    pub glob: Option<String>,
+}
+
 /// Arguments of `blt eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Corpus files or folders (folders walked recursively; every file is one document).
-    #[arg(long, required = true, num_args = 1..)]
-    pub corpus: Vec<PathBuf>,
-    /// Only files whose path relative to a --corpus folder matches (e.g. '*.txt').
-    #[arg(long)]
-    pub glob: Option<String>,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
     #[command(flatten)]
     pub patching: PatchingArgs,
     /// Print one JSON object (the report's fields).
@@ -357,12 +364,8 @@ pub struct EvalArgs {
 pub struct CalibrateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Corpus files or folders (folders walked recursively; every file is one document).
-    #[arg(long, required = true, num_args = 1..)]
-    pub corpus: Vec<PathBuf>,
-    /// Only files whose path relative to a --corpus folder matches (e.g. '*.txt').
-    #[arg(long)]
-    pub glob: Option<String>,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
     /// The mean patch length to reach (token positions per patch, BOS and EOS included).
     #[arg(long)]
     pub target_mean_patch: f64,

@@ -28,7 +28,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
             Some(ModelSpec::Path(_)) => {}
         }
     }
-    let documents = read_corpus(&args.corpus, args.glob.as_deref())?;
+    let documents = read_corpus(&args.corpus.paths, args.corpus.glob.as_deref())?;
     let bytes: usize = documents.iter().map(Vec::len).sum();
     let model = open_model(&args.model)?;
     if !args.dry_run {

@@ -17,7 +17,7 @@ use crate::device::{dispatch, BackendTask};
 use crate::patch::{open_model, patcher_config};
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let documents = read_corpus(&args.corpus, args.glob.as_deref())?;
+    let documents = read_corpus(&args.corpus.paths, args.corpus.glob.as_deref())?;
     let model = open_model(&args.model)?;
     let (threshold, source) = match (
         args.patching.threshold,

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use blt_datasets::InputSpec;
 use blt_model::backend::{Autodiff, Backend};
 use blt_model::train::{train, StepReport, TokenStream, TrainingConfig, TrainingObserver};
 use blt_model::{Checkpoint, DType, EntropyModel, EntropyModelConfig};
@@ -13,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::TrainArgs;
 use crate::device::{dispatch, BackendTask};
+use crate::eval::read_corpus;
 
 /// Named model shapes.
 pub fn preset(name: &str) -> anyhow::Result<EntropyModelConfig> {
@@ -31,25 +31,6 @@ pub fn preset(name: &str) -> anyhow::Result<EntropyModelConfig> {
     })
 }
 
-fn read_corpus(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut docs = Vec::new();
-    for path in paths {
-        let spec = if path.is_dir() {
-            InputSpec::Dir {
-                root: path.clone(),
-                glob: None,
-            }
-        } else {
-            InputSpec::File(path.clone())
-        };
-        for doc in blt_datasets::enumerate(&spec)? {
-            docs.push(doc.read(None)?);
-        }
-    }
-    anyhow::ensure!(!docs.is_empty(), "the corpus is empty");
-    Ok(docs)
-}
-
 /// The state written beside each checkpoint, read by `--resume`.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct TrainingState {
@@ -59,9 +40,9 @@ struct TrainingState {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let docs = read_corpus(&args.corpus)?;
+    let docs = read_corpus(&args.corpus, None)?;
     let (train_docs, eval_docs) = match &args.eval_corpus {
-        Some(eval) => (docs, read_corpus(std::slice::from_ref(eval))?),
+        Some(eval) => (docs, read_corpus(std::slice::from_ref(eval), None)?),
         None => {
             let held = ((docs.len() as f64 * args.eval_fraction).round() as usize)
                 .clamp(usize::from(docs.len() > 1), docs.len().saturating_sub(1));

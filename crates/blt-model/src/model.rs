@@ -123,7 +123,7 @@ impl<B: Backend> Attention<B> {
             outputs.push(attention(q, k, v, Some(mask), None, options));
         }
         let out = if outputs.len() == 1 {
-            outputs.pop().expect("one block")
+            outputs.swap_remove(0)
         } else {
             Tensor::cat(outputs, 2)
         };
