@@ -323,7 +323,7 @@ fn analyze_documents<B: Backend>(
     let segmented: Vec<Vec<blt_pretokenize::Segment>> = batch
         .iter()
         .map(|(_, bytes)| WholeDocument.segment(bytes))
-        .collect();
+        .collect::<std::result::Result<_, _>>()?;
     let mut ids: Vec<Vec<u32>> = Vec::new();
     for ((_, bytes), segments) in batch.iter().zip(&segmented) {
         for s in segments {

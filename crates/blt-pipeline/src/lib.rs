@@ -35,6 +35,9 @@ pub enum Error {
     /// Reading inputs or writing outputs failed.
     #[error(transparent)]
     Dataset(#[from] blt_datasets::Error),
+    /// A document could not be split into segments.
+    #[error("pre-tokenization: {0}")]
+    Pretokenize(#[from] blt_pretokenize::PretokenizeError),
     /// The sidecar could not be written or read.
     #[error(transparent)]
     Sidecar(#[from] blt_sidecar::Error),

@@ -78,10 +78,37 @@ impl Segment {
     }
 }
 
+/// Why a document could not be segmented.
+///
+/// Segmenters never panic on bad input: a truncated, corrupted or hostile file gives one of these
+/// (or a graceful partial result documented by the segmenter).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PretokenizeError {
+    /// The content claims to be `format` but could not be decoded.
+    #[error("cannot decode {format}: {reason}")]
+    Decode {
+        /// The format being decoded (`png`, `mp3`, `elf`, …).
+        format: &'static str,
+        /// What went wrong, from the decoder.
+        reason: String,
+    },
+    /// A safety limit was exceeded (decompression bombs, too many archive members, …).
+    #[error("{what}: {actual} exceeds the limit of {limit}")]
+    LimitExceeded {
+        /// What was limited (`decoded pixels`, `zip members`, …).
+        what: String,
+        /// The configured limit.
+        limit: u64,
+        /// The value the input asked for.
+        actual: u64,
+    },
+}
+
 /// Splits a document into segments.
 pub trait Segmenter {
     /// The segments of `document`, in order.
-    fn segment(&self, document: &[u8]) -> Vec<Segment>;
+    fn segment(&self, document: &[u8]) -> Result<Vec<Segment>, PretokenizeError>;
 }
 
 /// The whole document as one segment: `text` if it is valid UTF-8, else `binary`.
@@ -89,20 +116,20 @@ pub trait Segmenter {
 pub struct WholeDocument;
 
 impl Segmenter for WholeDocument {
-    fn segment(&self, document: &[u8]) -> Vec<Segment> {
+    fn segment(&self, document: &[u8]) -> Result<Vec<Segment>, PretokenizeError> {
         let modality = if std::str::from_utf8(document).is_ok() {
             Modality::Text
         } else {
             Modality::Binary
         };
-        vec![Segment {
+        Ok(vec![Segment {
             modality,
             label: "document".into(),
             byte_range: 0..document.len() as u64,
             source_id: None,
             metadata: serde_json::json!({}),
             decoded: None,
-        }]
+        }])
     }
 }
 
@@ -113,7 +140,7 @@ mod tests {
     #[test]
     fn every_byte_is_in_exactly_one_segment() {
         for doc in [&b""[..], b"abc", b"\xff\xfe binary", "é😀".as_bytes()] {
-            let segs = WholeDocument.segment(doc);
+            let segs = WholeDocument.segment(doc).unwrap();
             let covered: u64 = segs
                 .iter()
                 .map(|s| s.byte_range.end - s.byte_range.start)
@@ -121,9 +148,9 @@ mod tests {
             assert_eq!(covered, doc.len() as u64);
             assert_eq!(segs[0].bytes(doc), doc);
         }
-        assert_eq!(WholeDocument.segment(b"\xff")[0].modality, Modality::Binary);
+        assert_eq!(WholeDocument.segment(b"\xff").unwrap()[0].modality, Modality::Binary);
         assert_eq!(
-            WholeDocument.segment("é".as_bytes())[0].modality,
+            WholeDocument.segment("é".as_bytes()).unwrap()[0].modality,
             Modality::Text
         );
     }
