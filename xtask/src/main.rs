@@ -4,8 +4,11 @@
 //!   entropy model into the standard Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`, `HF_TOKEN`;
 //!   `HF_HUB_OFFLINE=1` resolves from the cache only) and prints its local directory.
 //! - `cargo xtask test`: the whole test suite, as CI runs it: every crate's tests on the CPU
-//!   backend, then `cargo check` of the CUDA and WGPU backends (which CI cannot run).
+//!   backend, then `cargo check` of the CUDA and WGPU backends (which CI cannot run). It first
+//!   runs `scripts/setup/*.sh`, which install what some tests need and do nothing when it is
+//!   already installed.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command as Process, ExitCode};
 
 use anyhow::Context;
@@ -39,6 +42,9 @@ enum Command {
         /// Skip the GPU-backend `cargo check`.
         #[arg(long)]
         no_gpu_check: bool,
+        /// Skip `scripts/setup/*.sh` (which install Debian packages some tests need).
+        #[arg(long)]
+        no_setup: bool,
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
         test_args: Vec<String>,
@@ -66,12 +72,37 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs every `scripts/setup/*.sh` in name order: each installs what some tests need (Debian
+/// packages for optional features, a headless browser) and does nothing when it is already there.
+fn run_setup_scripts() -> anyhow::Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/setup");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .collect();
+    scripts.sort();
+    for script in scripts {
+        eprintln!("+ bash {}", script.display());
+        let status = Process::new("bash")
+            .arg(&script)
+            .status()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        anyhow::ensure!(status.success(), "{} failed", script.display());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Test {
             no_gpu_check,
+            no_setup,
             test_args,
         } => {
+            if !no_setup {
+                run_setup_scripts()?;
+            }
             let mut args = vec!["test", "--workspace", "--exclude", "xtask"];
             if !test_args.is_empty() {
                 args.push("--");
