@@ -31,8 +31,15 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         blt ingest --model path/to/model --input corpus/ --output out/\n  \
         blt ingest --model path/to/model --input corpus/ --glob '*.txt' --format webdataset --output shards/\n  \
-        find data -name '*.md' | blt ingest --model path/to/model --stdin-list --output out/ --resume")]
+        find data -name '*.md' | blt ingest --model path/to/model --stdin-list --output out/ --resume\n  \
+        blt ingest --input corpus/ --records --text-column content --format parquet --output out/\n  \
+        blt ingest --hf-dataset HuggingFaceFW/fineweb-edu --hf-config sample-10BT --split train \\\n      \
+        --format arrow --rank 3 --world-size 64 --output /scratch/fineweb-edu-entropies")]
     Ingest(IngestArgs),
+    /// Merge the per-rank stats of a job array's output folder (stats/<rank>.json,
+    /// completions/<rank>) into one summary, printed and written to DIR/stats.json.
+    #[command(after_help = "Example:\n  blt merge-stats /scratch/fineweb-edu-entropies --json")]
+    MergeStats(MergeStatsArgs),
     /// Summarise an output: a safetensors file, a WebDataset shard or a sidecar database.
     #[command(after_help = "Example:\n  blt inspect out/notes_txt-1a2b3c4d5e6f7a8b.safetensors")]
     Inspect(InspectArgs),
@@ -160,6 +167,12 @@ pub enum FormatArg {
     Safetensors,
     /// `shard-NNNNNN.tar` WebDataset shards + `shard-NNNNNN.hypergraph.sqlite` per shard.
     Webdataset,
+    /// `shard.shard_NNNNNN.arrow` + `.complete`: Meta's precomputed-entropies layout
+    /// (sample_id, text, entropies: list<float16>).
+    Arrow,
+    /// `shard.shard_NNNNNN.parquet` + `.complete`: sample_id, text, bytes, entropies,
+    /// patch_lengths, metadata; provenance in the file's key-value metadata.
+    Parquet,
 }
 
 /// Which embeddings to store.
@@ -193,6 +206,45 @@ pub struct IngestArgs {
     /// Read file paths from standard input, one per line.
     #[arg(long, group = "source", required = true)]
     pub stdin_list: bool,
+    /// A Hugging Face dataset repo id (e.g. HuggingFaceFW/fineweb-edu): every shard of the
+    /// split, downloaded one at a time into the HF cache (HF_HOME, HF_HUB_CACHE, HF_TOKEN,
+    /// HF_HUB_OFFLINE apply).
+    #[arg(long, group = "source", required = true)]
+    pub hf_dataset: Option<String>,
+    /// Config (subset) of --hf-dataset, e.g. sample-10BT.
+    #[arg(long, requires = "hf_dataset")]
+    pub hf_config: Option<String>,
+    /// Split of --hf-dataset.
+    #[arg(long, default_value = "train", requires = "hf_dataset")]
+    pub split: String,
+    /// Revision (branch, tag or commit) of --hf-dataset.
+    #[arg(long, default_value = "main", requires = "hf_dataset")]
+    pub hf_revision: String,
+    /// Read --file / --input / --stdin-list files as tables (JSONL[.gz|.zst], CSV, Parquet,
+    /// Arrow), one document per row. Implied by --text-column and --id-column.
+    #[arg(long)]
+    pub records: bool,
+    /// The column holding each document (string, binary, or an Image/Audio {bytes, path}
+    /// struct). Default: text.
+    #[arg(long)]
+    pub text_column: Option<String>,
+    /// The column holding each document's id (the readable part of its key).
+    #[arg(long)]
+    pub id_column: Option<String>,
+    /// Pass over this many documents of this rank's share first.
+    #[arg(long, default_value_t = 0)]
+    pub skip: u64,
+    /// Process at most this many documents (after --skip) of this rank's share.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// This process's rank in a job array (default: SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX
+    /// or RANK). With ranks, --resume is implied and a rank whose completions/<rank> exists is
+    /// skipped.
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Number of ranks (default: SLURM_ARRAY_TASK_COUNT, BLT_WORLD_SIZE or WORLD_SIZE).
+    #[arg(long)]
+    pub world_size: Option<usize>,
     /// Output folder (created if missing).
     #[arg(long)]
     pub output: PathBuf,
@@ -237,6 +289,16 @@ pub struct IngestArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// Arguments of `blt merge-stats`.
+#[derive(Debug, Args)]
+pub struct MergeStatsArgs {
+    /// The output folder of the ranks (holding stats/ and completions/).
+    pub dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `blt inspect`.

@@ -6,7 +6,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use blt_datasets::{InputSpec, ShardOptions};
+use blt_datasets::{
+    ColumnSpec, EntropyFileFormat, EntropyShardOptions, HfDatasetSpec, InputSpec, RankSpec,
+    Selection, ShardOptions,
+};
 use blt_model::backend::Backend;
 use blt_model::DType;
 use blt_patcher::DEFAULT_THRESHOLD;
@@ -21,8 +24,31 @@ use crate::device::{dispatch, BackendTask};
 use crate::patch::{open_model, patcher_config};
 
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
+    let columns = ColumnSpec {
+        text: args.text_column.clone().unwrap_or_else(|| "text".into()),
+        id: args.id_column.clone(),
+    };
+    let records = args.records || args.text_column.is_some() || args.id_column.is_some();
     let input = if let Some(text) = &args.text {
         InputSpec::Text(text.clone())
+    } else if let Some(repo) = &args.hf_dataset {
+        InputSpec::HfDataset {
+            dataset: HfDatasetSpec {
+                repo: repo.clone(),
+                config: args.hf_config.clone(),
+                split: args.split.clone(),
+            },
+            revision: args.hf_revision.clone(),
+            columns,
+            hub: blt_hub::HubOptions::from_env()
+                .with_progress(!args.no_progress && std::io::stderr().is_terminal()),
+        }
+    } else if records && (args.file.is_some() || args.input.is_some()) {
+        InputSpec::Tables {
+            paths: args.file.iter().chain(&args.input).cloned().collect(),
+            glob: args.glob.clone(),
+            columns,
+        }
     } else if let Some(file) = &args.file {
         InputSpec::File(file.clone())
     } else if let Some(root) = &args.input {
@@ -39,7 +65,22 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             .map(|l| l.map(Into::into))
             .collect::<Result<Vec<_>, _>>()
             .context("cannot read the file list from standard input")?;
-        InputSpec::List(paths)
+        if records {
+            InputSpec::Tables {
+                paths,
+                glob: None,
+                columns,
+            }
+        } else {
+            InputSpec::List(paths)
+        }
+    };
+    let rank = RankSpec::resolve(args.rank, args.world_size, |k| std::env::var(k).ok())
+        .context("cannot tell this process's rank")?;
+    let selection = Selection {
+        rank: rank.unwrap_or_default(),
+        skip: args.skip,
+        limit: args.limit,
     };
 
     let model = open_model(&args.model)?;
@@ -111,6 +152,16 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             max_shard_count: args.shard_max_count,
             ..ShardOptions::default()
         }),
+        FormatArg::Arrow | FormatArg::Parquet => OutputFormat::EntropyShards(EntropyShardOptions {
+            format: if args.format == FormatArg::Arrow {
+                EntropyFileFormat::Arrow
+            } else {
+                EntropyFileFormat::Parquet
+            },
+            max_rows: args.shard_max_count,
+            max_bytes: args.shard_max_bytes,
+            ..EntropyShardOptions::default()
+        }),
     };
     let ingest_config = IngestConfig {
         input,
@@ -133,6 +184,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         max_batch_tokens: args.max_batch_tokens,
         channel_capacity: 64,
         run_metadata: meta.clone(),
+        selection,
+        ranked: rank.is_some(),
     };
     let progress = Progress::new(!args.no_progress && std::io::stderr().is_terminal());
     let task = IngestTask {
@@ -167,12 +220,20 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             "fail_fast": args.fail_fast,
             "shard_max_bytes": args.shard_max_bytes,
             "shard_max_count": args.shard_max_count,
+            "rank": rank.map(|r| r.rank),
+            "world_size": rank.map(|r| r.world_size),
+            "skip": args.skip,
+            "limit": args.limit,
             "batch_bytes": args.batch_bytes,
             "max_batch_tokens": args.max_batch_tokens,
         },
         "stats": stats,
     });
-    let run_json = args.output.join("run.json");
+    // One run.json per rank: ranks share the output folder.
+    let run_json = match rank {
+        Some(r) => args.output.join(format!("run-{}.json", r.label())),
+        None => args.output.join("run.json"),
+    };
     blt_datasets::write_atomic(&run_json, &serde_json::to_vec_pretty(&run)?)
         .with_context(|| format!("cannot write {}", run_json.display()))?;
 

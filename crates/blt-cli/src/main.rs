@@ -10,6 +10,7 @@ mod eval;
 mod ingest;
 mod inspect;
 mod inspect_model;
+mod merge_stats;
 mod patch;
 mod train;
 
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::MergeStats(args) => merge_stats::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

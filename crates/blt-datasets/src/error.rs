@@ -67,6 +67,95 @@ pub enum Error {
         max: u64,
     },
 
+    /// A table row's document is larger than the `max_bytes` passed to `DocumentRef::read`.
+    #[error("{origin} ({key}): {len} bytes, over the limit of {max} bytes")]
+    RowTooLarge {
+        /// The document key.
+        key: String,
+        /// `file#row`.
+        origin: String,
+        /// Its length in bytes.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+
+    /// A table or Hub input was given to [`enumerate`](crate::enumerate), which lists files;
+    /// such inputs are streamed by [`open_documents`](crate::open_documents).
+    #[error("table and Hugging Face inputs are streamed, not listed: use open_documents")]
+    StreamedInput,
+
+    /// A table file cannot be read: its format, its schema (no text column), or a corrupt part.
+    #[error("{path}: {reason}")]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A Hugging Face dataset could not be listed or a file of it fetched.
+    #[error(transparent)]
+    Hub(#[from] blt_hub::Error),
+
+    /// No file of a Hugging Face dataset holds the config and split asked for.
+    #[error("dataset {repo}, config {config}, split {split}: {reason}")]
+    SplitNotFound {
+        /// Repo id.
+        repo: String,
+        /// Config name (`default` when none was given).
+        config: String,
+        /// Split name.
+        split: String,
+        /// What was found instead.
+        reason: String,
+    },
+
+    // ---- ranks ---------------------------------------------------------------------------
+    /// A rank outside `0..world_size`, or a world size of 0.
+    #[error("rank {rank} is not below the world size {world_size} (ranks count from 0)")]
+    InvalidRank {
+        /// The rank.
+        rank: usize,
+        /// The world size.
+        world_size: usize,
+    },
+
+    /// A launcher variable that should hold a number does not.
+    #[error("environment variable {name}={value:?} is not a non-negative integer")]
+    InvalidRankVariable {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+
+    /// A launcher set a rank but no count of ranks.
+    #[error("{rank_var} is set but {count_var} is not: pass --world-size (the number of tasks)")]
+    MissingWorldSize {
+        /// The variable that set the rank.
+        rank_var: String,
+        /// The variable that would have held the count.
+        count_var: String,
+    },
+
+    // ---- Arrow / Parquet sinks -----------------------------------------------------------
+    /// A document cannot go into the Arrow layout: its bytes are not UTF-8 text.
+    #[error("record {key}: not UTF-8 text, which Meta's Arrow layout (text: string) cannot hold without loss; write it with --format parquet (bytes column) or safetensors")]
+    NotUtf8Text {
+        /// The record's key.
+        key: String,
+    },
+
+    /// The Arrow or Parquet writer failed.
+    #[error("{path}: {reason}")]
+    TableWrite {
+        /// The shard being written.
+        path: PathBuf,
+        /// The writer's error.
+        reason: String,
+    },
+
     // ---- records -------------------------------------------------------------------------
     /// A record key is empty, too long or holds a character outside `[A-Za-z0-9_-]`.
     #[error("invalid key {key:?}: {reason}")]

@@ -13,11 +13,16 @@
 )]
 
 mod atomic;
+mod entropy_shards;
 mod error;
+mod hf;
 mod key;
+mod ranks;
 mod record;
 mod safetensors_dir;
 mod source;
+mod stream;
+mod table;
 mod webdataset;
 
 pub use atomic::write_atomic;
@@ -25,7 +30,15 @@ pub use error::{Error, Result};
 pub use key::{document_key, text_key, validate_key, MAX_KEY_LEN, MAX_READABLE_LEN};
 pub use record::{safetensors_bytes, DocumentRecord, Dtype, OutputTensor};
 pub use safetensors_dir::SafetensorsDirSink;
-pub use source::{enumerate, DocumentOrigin, DocumentRef, InputSpec};
+pub use entropy_shards::{
+    complete_marker, read_shard, CompletedShard, EntropyFileFormat, EntropyRow,
+    EntropyShardOptions, EntropyShardSink,
+};
+pub use hf::{split_files, HfDatasetSpec};
+pub use ranks::{completion_marker, rank_stats_path, RankSpec, RANK_VARIABLES};
+pub use source::{enumerate, DocumentOrigin, DocumentRef, InputSpec, RowDocument};
+pub use stream::{open_documents, DocumentStream, Selection, SourceFailure, SourceItem};
+pub use table::{ColumnSpec, PathResolver, TableFormat, TableReader, TableRow};
 pub use webdataset::{
     complete_shards, tar_index, ClosedShard, ShardEvent, ShardOptions, WebDatasetSink,
 };

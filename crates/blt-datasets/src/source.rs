@@ -1,13 +1,15 @@
 //! Local sources: which documents an input names, in a deterministic order, each with a stable
 //! key; and reading one document's bytes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::io_at;
+use crate::hf::HfDatasetSpec;
 use crate::key::{key_from_parts, text_key};
+use crate::table::ColumnSpec;
 use crate::{Error, Result};
 
 /// What the user asked to read.
@@ -31,6 +33,28 @@ pub enum InputSpec {
     /// These files, in this order; a file named twice (also through another spelling of its
     /// path or a symlink) is kept at its first place only.
     List(Vec<PathBuf>),
+    /// Tables (JSONL, CSV, Parquet, Arrow IPC files, or folders of them), one document per row;
+    /// streamed with [`open_documents`](crate::open_documents).
+    Tables {
+        /// Files and folders (folders walked recursively, table files kept by extension).
+        paths: Vec<PathBuf>,
+        /// Keep only folder files whose relative path matches this glob.
+        glob: Option<String>,
+        /// Which columns hold the text and the id.
+        columns: ColumnSpec,
+    },
+    /// One split of a Hugging Face dataset, shard after shard; streamed with
+    /// [`open_documents`](crate::open_documents).
+    HfDataset {
+        /// Repo, config and split.
+        dataset: HfDatasetSpec,
+        /// Branch, tag or commit.
+        revision: String,
+        /// Which columns hold the text and the id.
+        columns: ColumnSpec,
+        /// Cache, token and offline mode.
+        hub: blt_hub::HubOptions,
+    },
 }
 
 /// Where a document's bytes come from.
@@ -40,6 +64,21 @@ pub enum DocumentOrigin {
     Text(String),
     /// A file on disk.
     Path(PathBuf),
+    /// A row of a table, with its bytes.
+    Row(Box<RowDocument>),
+}
+
+/// A document read from a row of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowDocument {
+    /// The table file (local path; for a Hub dataset, in the HF cache).
+    pub file: PathBuf,
+    /// The row's index in the file.
+    pub row: u64,
+    /// The document's bytes.
+    pub bytes: std::sync::Arc<[u8]>,
+    /// The row's other scalar columns (and `id`, when an id column was named).
+    pub metadata: BTreeMap<String, serde_json::Value>,
 }
 
 /// One document of an input: its key, where to read it, and its length when enumerated.
@@ -74,6 +113,36 @@ impl DocumentRef {
                 }
             }
             DocumentOrigin::Path(path) => read_file(path, max_bytes),
+            DocumentOrigin::Row(row) => {
+                let len = row.bytes.len() as u64;
+                match max_bytes {
+                    Some(max) if len > max => Err(Error::RowTooLarge {
+                        key: self.key.clone(),
+                        origin: self.name.clone(),
+                        len,
+                        max,
+                    }),
+                    _ => Ok(row.bytes.to_vec()),
+                }
+            }
+        }
+    }
+
+    /// Where the document comes from, for messages and provenance: the file path, `file#row`
+    /// for a table row, `None` for a text input.
+    pub fn origin_label(&self) -> Option<String> {
+        match &self.source {
+            DocumentOrigin::Path(p) => Some(p.display().to_string()),
+            DocumentOrigin::Row(_) => Some(self.name.clone()),
+            DocumentOrigin::Text(_) => None,
+        }
+    }
+
+    /// The row's metadata, for a table row.
+    pub fn row_metadata(&self) -> Option<&BTreeMap<String, serde_json::Value>> {
+        match &self.source {
+            DocumentOrigin::Row(row) => Some(&row.metadata),
+            _ => None,
         }
     }
 
@@ -81,7 +150,7 @@ impl DocumentRef {
     pub fn path(&self) -> Option<&Path> {
         match &self.source {
             DocumentOrigin::Path(path) => Some(path),
-            DocumentOrigin::Text(_) => None,
+            DocumentOrigin::Text(_) | DocumentOrigin::Row(_) => None,
         }
     }
 }
@@ -118,7 +187,8 @@ fn read_file(path: &Path, max_bytes: Option<u64>) -> Result<Vec<u8>> {
 
 /// The documents `spec` names, in a deterministic order: folder inputs sorted by the bytes of
 /// their relative path, lists in the given order (duplicates dropped), text and file inputs as
-/// one document. Empty and hidden files are documents like any other.
+/// one document. Empty and hidden files are documents like any other. Table and Hub inputs are
+/// not listed ([`Error::StreamedInput`]): open them with [`open_documents`](crate::open_documents).
 ///
 /// A folder walk follows symlinks but skips symlink loops and broken links (with a `tracing`
 /// warning) and anything that is not a regular file. A missing or unreadable input path, or an
@@ -145,6 +215,7 @@ pub fn enumerate(spec: &InputSpec) -> Result<Vec<DocumentRef>> {
             Ok(docs)
         }
         InputSpec::Dir { root, glob } => walk_dir(root, glob.as_deref()),
+        InputSpec::Tables { .. } | InputSpec::HfDataset { .. } => Err(Error::StreamedInput),
     }
 }
 
@@ -165,7 +236,7 @@ fn file_document(path: &Path) -> Result<DocumentRef> {
 }
 
 /// The path joined with `/`, without `.` components: a readable string and the raw bytes.
-fn clean_path(path: &Path) -> (String, Vec<u8>) {
+pub(crate) fn clean_path(path: &Path) -> (String, Vec<u8>) {
     let mut name = String::new();
     let mut identity = Vec::new();
     let mut first = true;
@@ -210,7 +281,7 @@ fn glob_matcher(glob: &str) -> Result<globset::GlobMatcher> {
     Ok(compiled.compile_matcher())
 }
 
-fn walk_dir(root: &Path, glob: Option<&str>) -> Result<Vec<DocumentRef>> {
+pub(crate) fn walk_dir(root: &Path, glob: Option<&str>) -> Result<Vec<DocumentRef>> {
     let matcher = glob.map(glob_matcher).transpose()?;
     let meta = fs::metadata(root).map_err(io_at(root))?;
     if !meta.is_dir() {

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use hf_hub::api::sync::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 
+mod dataset;
+pub use dataset::{dataset_cache_dir, open_dataset, testing, DatasetSnapshot};
+
 /// The files of each entropy-model layout on the Hub, tried in order.
 pub const MODEL_LAYOUTS: &[&[&str]] = &[
     &["config.json", "model.safetensors"],
@@ -27,6 +30,18 @@ pub enum Error {
         /// Revision asked for.
         revision: String,
         /// The missing file(s).
+        missing: String,
+        /// The cache directory searched.
+        cache: PathBuf,
+    },
+    /// Offline mode and a dataset (or one of its files) is not in the cache.
+    #[error("dataset {repo}@{revision}: {missing} is not in the Hugging Face cache at {} and offline mode is on (HF_HUB_OFFLINE=1); fetch it once with network access (unset HF_HUB_OFFLINE) or point HF_HUB_CACHE / HF_HOME at a cache that holds it", cache.display())]
+    DatasetNotCached {
+        /// Repo id.
+        repo: String,
+        /// Revision asked for.
+        revision: String,
+        /// What is missing (the repo's ref, or a file).
         missing: String,
         /// The cache directory searched.
         cache: PathBuf,

@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use blt_datasets::{
-    DocumentOrigin, DocumentRef, InputSpec, SafetensorsDirSink, ShardOptions, WebDatasetSink,
+    DocumentRef, EntropyRow, EntropyShardOptions, EntropyShardSink, InputSpec, SafetensorsDirSink, Selection, ShardOptions, SourceItem, WebDatasetSink,
 };
 use blt_model::backend::Backend;
 use blt_model::{EntropyEstimator, EstimateOptions};
@@ -33,6 +33,9 @@ pub enum OutputFormat {
     /// `shard-NNNNNN.tar` (`<key>.json` + `<key>.safetensors` per sample) +
     /// `shard-NNNNNN.hypergraph.sqlite` per shard.
     WebDataset(ShardOptions),
+    /// `<prefix>.shard_NNNNNN.arrow` (Meta's precomputed-entropies layout) or `.parquet` (with
+    /// patch lengths and provenance), each followed by a `.complete` marker. No sidecars.
+    EntropyShards(EntropyShardOptions),
 }
 
 /// Everything an ingest run needs besides the model.
@@ -66,6 +69,12 @@ pub struct IngestConfig {
     pub channel_capacity: usize,
     /// Metadata copied into every output (model id, hash, dtype, patching rules…).
     pub run_metadata: BTreeMap<String, String>,
+    /// This process's share of the input (rank of a job array, `--skip`, `--limit`).
+    pub selection: Selection,
+    /// Run as one rank of a job array: shard names carry the rank, a rank whose
+    /// `completions/<rank>` marker exists is skipped, outputs resume (as `resume`), and
+    /// `stats/<rank>.json` then `completions/<rank>` are written when the rank is done.
+    pub ranked: bool,
 }
 
 /// A document that could not be processed.
@@ -129,7 +138,8 @@ enum Loaded {
 }
 
 enum ToWriter {
-    Done(Box<DocumentResult>),
+    /// A result, and the metadata of its table row.
+    Done(Box<DocumentResult>, Option<serde_json::Value>),
     Skipped(u64),
     Failed(DocumentFailure, u64),
 }
@@ -140,10 +150,7 @@ pub const SIDECAR_SUFFIX: &str = ".hypergraph.sqlite";
 fn failure(doc: &DocumentRef, stage: &'static str, reason: impl ToString) -> DocumentFailure {
     DocumentFailure {
         key: doc.key.clone(),
-        path: match &doc.source {
-            DocumentOrigin::Path(p) => Some(p.display().to_string()),
-            DocumentOrigin::Text(_) => None,
-        },
+        path: doc.origin_label(),
         stage,
         reason: reason.to_string(),
     }
@@ -166,9 +173,16 @@ pub fn ingest<B: Backend>(
         path: config.output_dir.clone(),
         source,
     })?;
-    let docs = blt_datasets::enumerate(&config.input)?;
-    let total_bytes = docs.iter().map(|d| d.byte_len).sum();
-    observer.started(docs.len(), total_bytes);
+    let rank = config.selection.rank;
+    if config.ranked {
+        if let Some(stats) = crate::ranks::finished_rank(&config.output_dir, rank)? {
+            tracing::info!(rank = rank.rank, "this rank is complete (its completions/ marker exists): skipped");
+            return Ok(stats);
+        }
+    }
+    let stream = blt_datasets::open_documents(&config.input, &config.selection)?;
+    let config = &ranked_config(config, &stream.description);
+    observer.started(stream.documents_hint.unwrap_or(0), stream.bytes_hint);
 
     let complete: BTreeSet<String> = if config.resume {
         completed_keys(config)?
@@ -180,7 +194,8 @@ pub fn ingest<B: Backend>(
     let (write_tx, write_rx) = sync_channel::<ToWriter>(cap);
 
     let (mut stats, model_wait) = std::thread::scope(|scope| -> Result<(IngestStats, Duration)> {
-        let reader = scope.spawn(|| read_documents(docs, &complete, config.max_doc_bytes, load_tx));
+        let reader =
+            scope.spawn(|| read_documents(stream, &complete, config.max_doc_bytes, load_tx));
         let writer = scope.spawn(|| write_outputs(config, write_rx, observer));
         let wait = run_model(estimator, config, load_rx, write_tx);
         // The reader ends when its channel closes; its result carries nothing.
@@ -192,7 +207,44 @@ pub fn ingest<B: Backend>(
     })?;
     stats.seconds = start.elapsed().as_secs_f64();
     stats.model_wait_seconds = model_wait.as_secs_f64();
+    if config.ranked {
+        let stopped_early = config.fail_fast && stats.failed > 0;
+        crate::ranks::write_rank_stats(&config.output_dir, rank, &stats, !stopped_early)?;
+    }
     Ok(stats)
+}
+
+/// The configuration with the rank in shard names (when `ranked`, which also implies
+/// `resume`) and the input's provenance in the entropy shards' metadata.
+fn ranked_config(config: &IngestConfig, source: &BTreeMap<String, String>) -> IngestConfig {
+    let mut config = config.clone();
+    let label = config.selection.rank.label();
+    if config.ranked {
+        config.resume = true;
+    }
+    match &mut config.format {
+        OutputFormat::WebDataset(opts) if config.ranked => {
+            opts.prefix = format!("{label}-{}", opts.prefix);
+        }
+        OutputFormat::EntropyShards(opts) => {
+            if config.ranked {
+                opts.prefix = format!("{label}.{}", opts.prefix);
+            }
+            let mut metadata = config.run_metadata.clone();
+            metadata.extend(source.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if config.ranked {
+                metadata.insert("rank".into(), config.selection.rank.rank.to_string());
+                metadata.insert(
+                    "world_size".into(),
+                    config.selection.rank.world_size.to_string(),
+                );
+            }
+            metadata.extend(std::mem::take(&mut opts.metadata));
+            opts.metadata = metadata;
+        }
+        _ => {}
+    }
+    config
 }
 
 fn completed_keys(config: &IngestConfig) -> Result<BTreeSet<String>> {
@@ -201,6 +253,34 @@ fn completed_keys(config: &IngestConfig) -> Result<BTreeSet<String>> {
             &config.output_dir,
             &opts.prefix,
         )?),
+        OutputFormat::EntropyShards(opts) => Ok(EntropyShardSink::completed_keys(
+            &config.output_dir,
+            &opts.prefix,
+            opts.format,
+        )?),
+        OutputFormat::Safetensors
+            if matches!(
+                config.input,
+                InputSpec::Tables { .. } | InputSpec::HfDataset { .. }
+            ) =>
+        {
+            // Streamed inputs are not listed up front: look at what the folder holds.
+            let sink = SafetensorsDirSink::new(&config.output_dir)?;
+            let mut keys = BTreeSet::new();
+            let entries = std::fs::read_dir(&config.output_dir).map_err(|source| Error::Io {
+                path: config.output_dir.clone(),
+                source,
+            })?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(key) = name.strip_suffix(".safetensors") {
+                    if sink.is_complete(key) && sidecar_path(&config.output_dir, key).is_file() {
+                        keys.insert(key.to_string());
+                    }
+                }
+            }
+            Ok(keys)
+        }
         OutputFormat::Safetensors => {
             let sink = SafetensorsDirSink::new(&config.output_dir)?;
             let mut keys = BTreeSet::new();
@@ -216,12 +296,27 @@ fn completed_keys(config: &IngestConfig) -> Result<BTreeSet<String>> {
 }
 
 fn read_documents(
-    docs: Vec<DocumentRef>,
+    docs: impl Iterator<Item = SourceItem>,
     complete: &BTreeSet<String>,
     max_bytes: Option<u64>,
     tx: SyncSender<Loaded>,
 ) {
-    for doc in docs {
+    for item in docs {
+        let doc = match item {
+            Ok(doc) => doc,
+            Err(f) => {
+                let failed = DocumentFailure {
+                    key: f.key,
+                    path: Some(f.origin),
+                    stage: "read",
+                    reason: f.reason,
+                };
+                if tx.send(Loaded::Failed(failed, 0)).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
         let msg = if complete.contains(&doc.key) {
             Loaded::Skipped(doc)
         } else {
@@ -301,7 +396,13 @@ fn process_batch<B: Backend>(
     match analyze_documents(estimator, config, &batch) {
         Ok(results) => results
             .into_iter()
-            .map(|r| ToWriter::Done(Box::new(r)))
+            .zip(&batch)
+            .map(|(r, (doc, _))| {
+                let metadata = doc
+                    .row_metadata()
+                    .map(|m| serde_json::Value::Object(m.clone().into_iter().collect()));
+                ToWriter::Done(Box::new(r), metadata)
+            })
             .collect(),
         Err(_) if batch.len() > 1 => batch
             .into_iter()
@@ -367,10 +468,7 @@ fn analyze_documents<B: Backend>(
         }
         results.push(DocumentResult {
             key: doc.key.clone(),
-            source_path: match &doc.source {
-                DocumentOrigin::Path(p) => Some(p.display().to_string()),
-                DocumentOrigin::Text(_) => None,
-            },
+            source_path: doc.origin_label(),
             bytes: bytes.clone(),
             segments: seg_results,
             dim,
@@ -430,6 +528,7 @@ enum Sink {
         // sidecar documents of the open shard
         open: Vec<blt_sidecar::SidecarDocument>,
     },
+    Entropy(EntropyShardSink),
 }
 
 fn write_outputs(
@@ -452,6 +551,9 @@ fn write_outputs(
                 open: Vec::new(),
             }
         }
+        OutputFormat::EntropyShards(opts) => {
+            Sink::Entropy(EntropyShardSink::new(&config.output_dir, opts.clone())?)
+        }
     };
     for msg in rx {
         stats.documents += 1;
@@ -461,9 +563,9 @@ fn write_outputs(
                 (len, None)
             }
             ToWriter::Failed(f, len) => (len, Some(f)),
-            ToWriter::Done(doc) => {
+            ToWriter::Done(doc, row_metadata) => {
                 let len = doc.bytes.len() as u64;
-                match write_document(config, &mut sink, &doc, &mut stats.files) {
+                match write_document(config, &mut sink, &doc, row_metadata, &mut stats.files) {
                     Ok(()) => {
                         stats.written += 1;
                         stats.bytes += len;
@@ -474,6 +576,17 @@ fn write_outputs(
                     // A shard that failed to write has lost its open samples: stop, and let a
                     // resumed run continue after the last complete shard.
                     Err(e) if matches!(sink, Sink::Shards { .. }) => return Err(e),
+                    // Likewise an entropy shard; a document that does not fit the layout
+                    // (not UTF-8 for Arrow) is only that document's failure.
+                    Err(e)
+                        if matches!(sink, Sink::Entropy(_))
+                            && !matches!(
+                                e,
+                                Error::Dataset(blt_datasets::Error::NotUtf8Text { .. })
+                            ) =>
+                    {
+                        return Err(e)
+                    }
                     Err(e) => (
                         len,
                         Some(DocumentFailure {
@@ -498,13 +611,21 @@ fn write_outputs(
         }
         observer.document_done(&stats, bytes_done);
     }
-    if let Sink::Shards { sink, open } = sink {
-        if let Some(closed) = sink.finish()? {
-            let sidecar = sidecar_path(&config.output_dir, &shard_stem(&closed.path));
-            write_sidecar(&sidecar, &open, config)?;
-            stats.files.push(closed.path.display().to_string());
-            stats.files.push(sidecar.display().to_string());
+    match sink {
+        Sink::Shards { sink, open } => {
+            if let Some(closed) = sink.finish()? {
+                let sidecar = sidecar_path(&config.output_dir, &shard_stem(&closed.path));
+                write_sidecar(&sidecar, &open, config)?;
+                stats.files.push(closed.path.display().to_string());
+                stats.files.push(sidecar.display().to_string());
+            }
         }
+        Sink::Entropy(sink) => {
+            if let Some(done) = sink.finish()? {
+                stats.files.push(done.path.display().to_string());
+            }
+        }
+        Sink::Dir(_) => {}
     }
     Ok(stats)
 }
@@ -540,9 +661,34 @@ fn write_document(
     config: &IngestConfig,
     sink: &mut Sink,
     doc: &DocumentResult,
+    row_metadata: Option<serde_json::Value>,
     files: &mut Vec<String>,
 ) -> Result<()> {
-    let record = doc.to_record(&config.run_metadata, config.embeddings);
+    if let Sink::Entropy(sink) = sink {
+        let row = EntropyRow {
+            sample_id: doc.key.clone(),
+            bytes: doc.bytes.clone(),
+            entropies: doc
+                .segments
+                .iter()
+                .flat_map(|s| s.entropies.iter().copied())
+                .collect(),
+            patch_lengths: doc
+                .segments
+                .iter()
+                .flat_map(|s| s.patches.lengths().iter().map(|&l| l as i32))
+                .collect(),
+            metadata: row_metadata.map(|m| m.to_string()),
+        };
+        if let Some(done) = sink.write(row)? {
+            files.push(done.path.display().to_string());
+        }
+        return Ok(());
+    }
+    let mut record = doc.to_record(&config.run_metadata, config.embeddings);
+    if let (Some(m), Some(json)) = (row_metadata, record.json.as_object_mut()) {
+        json.insert("row_metadata".into(), m);
+    }
     match sink {
         Sink::Dir(dir) => {
             // The sidecar first: the safetensors file is what marks a document complete.
@@ -566,6 +712,7 @@ fn write_document(
                 files.push(sidecar.display().to_string());
             }
         }
+        Sink::Entropy(_) => {}
     }
     Ok(())
 }

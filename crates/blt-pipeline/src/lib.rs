@@ -6,6 +6,7 @@ pub mod document;
 pub mod evaluate;
 pub mod ingest;
 mod model_source;
+pub mod ranks;
 pub mod readback;
 
 pub use analyze::{DocumentAnalysis, DocumentAnalyzer};
@@ -18,6 +19,7 @@ pub use ingest::{
     ingest, DocumentFailure, IngestConfig, IngestObserver, IngestStats, OutputFormat, Quiet,
 };
 pub use model_source::{LoadedModel, ModelSource, ModelSpec};
+pub use ranks::{merge_rank_stats, MergedStats};
 pub use readback::StoredDocument;
 
 /// Errors of the pipeline.
