@@ -1,6 +1,6 @@
 //! Table sources, rank splitting, a Hugging Face dataset read offline from a cache laid out as
-//! the Hub client lays it out, and the Arrow / Parquet entropy shards read back by Polars (and
-//! pyarrow when Python has it).
+//! the Hub client lays it out, and the Arrow / Parquet entropy shards read back with arrow-rs and
+//! with pyarrow (the reader Meta's trainer uses) when Python has it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{BinaryBuilder, StringBuilder, StructBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Fields, Schema};
 use blt_datasets::{
     open_documents, read_shard, ColumnSpec, DocumentOrigin, DocumentRef, EntropyFileFormat,
@@ -477,28 +477,19 @@ fn arrow_shards_in_metas_layout_roll_complete_and_resume() {
         assert_eq!(&row.entropies, h, "multiples of 1/8 below 2048 are exact in f16");
     }
 
-    // Polars reads the same files: the schema above, every row.
-    let mut total = 0;
-    for shard in EntropyShardSink::complete_shards(&dir, "shard", EntropyFileFormat::Arrow).unwrap()
-    {
-        use polars::prelude::*;
-        let file = std::fs::File::open(&shard).unwrap();
-        let df = IpcReader::new(file).finish().unwrap();
-        let schema = df.schema();
-        assert_eq!(schema.get("sample_id"), Some(&DataType::String));
-        assert_eq!(schema.get("text"), Some(&DataType::String));
-        assert_eq!(
-            schema.get("entropies"),
-            Some(&DataType::List(Box::new(DataType::Float16)))
-        );
-        let ids = df.column("sample_id").unwrap().str().unwrap().clone();
-        for (i, id) in ids.into_iter().enumerate() {
-            assert_eq!(id, Some(got[total + i].0.as_str()));
-        }
-        total += df.height();
-    }
-    assert_eq!(total, 10);
     pyarrow_check(&dir);
+}
+
+/// The Python that has pyarrow: `BLT_PYARROW_PYTHON`, the venv `scripts/setup/20-pyarrow.sh`
+/// makes, or `python3`.
+fn pyarrow_python() -> PathBuf {
+    if let Ok(p) = std::env::var("BLT_PYARROW_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/blt/pyarrow-venv/bin/python"))
+        .filter(|p| p.is_file());
+    venv.unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// Reads the Arrow shards with pyarrow when Python has it; logs and skips otherwise.
@@ -512,10 +503,14 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.arrow")):
     assert table.schema.field("sample_id").type == pa.string(), table.schema
     assert table.schema.field("text").type == pa.string(), table.schema
     assert table.schema.field("entropies").type == pa.list_(pa.float16()), table.schema
+    assert table.schema.metadata[b"model_id"] == b"blt-default", table.schema.metadata
+    first = table.column("entropies")[0].as_py()
+    assert all(isinstance(h, float) for h in first)
     n += table.num_rows
 print(n)
 "#;
-    let out = std::process::Command::new("python3")
+    let python = pyarrow_python();
+    let out = std::process::Command::new(&python)
         .args(["-c", script, &dir.display().to_string()])
         .output();
     match out {
@@ -523,10 +518,13 @@ print(n)
             assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "10");
         }
         Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'pyarrow'") => {
-            eprintln!("pyarrow check skipped: python3 has no pyarrow module");
+            eprintln!(
+                "pyarrow check skipped: {} has no pyarrow module (scripts/setup/20-pyarrow.sh installs it)",
+                python.display()
+            );
         }
         Ok(o) => panic!("pyarrow failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => eprintln!("pyarrow check skipped: no python3 ({e})"),
+        Err(e) => eprintln!("pyarrow check skipped: cannot run {} ({e})", python.display()),
     }
 }
 
