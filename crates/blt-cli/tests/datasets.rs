@@ -35,7 +35,10 @@ fn paragraphs() -> Vec<String> {
 fn parquet_shard(ids: &[i64], texts: &[String]) -> Vec<u8> {
     let batch = RecordBatch::try_from_iter(vec![
         ("id", Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef),
-        ("text", Arc::new(StringArray::from(texts.to_vec())) as ArrayRef),
+        (
+            "text",
+            Arc::new(StringArray::from(texts.to_vec())) as ArrayRef,
+        ),
     ])
     .unwrap();
     let mut out = Vec::new();
@@ -52,13 +55,18 @@ fn hub_cache(root: &Path) -> (PathBuf, Vec<String>) {
     let paras = paragraphs();
     let mut files: Vec<(String, Vec<u8>)> = vec![("README.md".into(), readme.into())];
     for (s, chunk) in paras.chunks(paras.len().div_ceil(SHARDS)).enumerate() {
-        let ids: Vec<i64> = (0..chunk.len() as i64).map(|i| (s as i64) << 20 | i).collect();
+        let ids: Vec<i64> = (0..chunk.len() as i64)
+            .map(|i| (s as i64) << 20 | i)
+            .collect();
         files.push((
             format!("sample/10BT/{s:03}_00000.parquet"),
             parquet_shard(&ids, chunk),
         ));
     }
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     blt_hub::testing::lay_out_dataset_cache(&cache, REPO, "main", COMMIT, &refs).unwrap();
     (cache, paras)
 }
@@ -103,11 +111,7 @@ fn ingest_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// Every document of every complete Arrow shard in `dir`: sample_id → (text, entropy bits).
@@ -138,7 +142,8 @@ fn read_outputs(dir: &Path) -> BTreeMap<String, (String, Vec<u16>)> {
                     .iter()
                     .map(|v| v.to_bits())
                     .collect();
-                let previous = out.insert(ids.value(r).to_string(), (text.value(r).to_string(), bits));
+                let previous =
+                    out.insert(ids.value(r).to_string(), (text.value(r).to_string(), bits));
                 assert!(previous.is_none(), "{} written twice", ids.value(r));
             }
         }
@@ -184,7 +189,10 @@ fn hub_dataset_offline_single_process_and_four_ranks_agree() {
     let start = Instant::now();
     let first_shard = ranks.join("rank-00002.shard.shard_000000.arrow.complete");
     while !first_shard.exists() {
-        assert!(start.elapsed() < Duration::from_secs(300), "rank 2 wrote nothing");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "rank 2 wrote nothing"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     victim.kill().unwrap();
@@ -212,7 +220,10 @@ fn hub_dataset_offline_single_process_and_four_ranks_agree() {
         assert!(blt_datasets::completion_marker(&ranks, r).is_file());
     }
     let union = read_outputs(&ranks);
-    assert_eq!(union, single, "four ranks == one process, document for document");
+    assert_eq!(
+        union, single,
+        "four ranks == one process, document for document"
+    );
 
     // A completed rank is skipped and changes nothing.
     let before = std::fs::read_dir(&ranks).unwrap().count();

@@ -278,11 +278,10 @@ impl EntropyShardSink {
 
     /// Adds a document; returns the shard it completed, if adding it closed one.
     pub fn write(&mut self, row: EntropyRow) -> Result<Option<CompletedShard>> {
-        if self.options.format == EntropyFileFormat::Arrow && std::str::from_utf8(&row.bytes).is_err()
+        if self.options.format == EntropyFileFormat::Arrow
+            && std::str::from_utf8(&row.bytes).is_err()
         {
-            return Err(Error::NotUtf8Text {
-                key: row.sample_id,
-            });
+            return Err(Error::NotUtf8Text { key: row.sample_id });
         }
         if self.open.is_none() {
             self.open = Some(self.open_shard()?);
@@ -344,8 +343,12 @@ impl EntropyShardSink {
                     .set_key_value_metadata(Some(kv))
                     .build();
                 Writer::Parquet(
-                    parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(props))
-                        .map_err(|e| write_error(&tmp, e))?,
+                    parquet::arrow::ArrowWriter::try_new(
+                        file,
+                        Arc::clone(&self.schema),
+                        Some(props),
+                    )
+                    .map_err(|e| write_error(&tmp, e))?,
                 )
             }
         };
@@ -390,7 +393,11 @@ impl EntropyShardSink {
     }
 }
 
-fn flush_pending(open: &mut OpenShard, schema: &SchemaRef, format: EntropyFileFormat) -> Result<()> {
+fn flush_pending(
+    open: &mut OpenShard,
+    schema: &SchemaRef,
+    format: EntropyFileFormat,
+) -> Result<()> {
     if open.pending.is_empty() {
         return Ok(());
     }
@@ -437,7 +444,9 @@ fn build_batch(
     }
     let entropies: ArrayRef = Arc::new(entropies.finish());
     let columns: Vec<ArrayRef> = match format {
-        EntropyFileFormat::Arrow => vec![Arc::new(ids.finish()), Arc::new(text.finish()), entropies],
+        EntropyFileFormat::Arrow => {
+            vec![Arc::new(ids.finish()), Arc::new(text.finish()), entropies]
+        }
         EntropyFileFormat::Parquet => vec![
             Arc::new(ids.finish()),
             Arc::new(text.finish()),

@@ -99,7 +99,8 @@ fn words(component: &str) -> impl Iterator<Item = String> + '_ {
 fn mentions_split(path: &str, names: &[String]) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     let (dirs, file) = parts.split_at(parts.len().saturating_sub(1));
-    dirs.iter().any(|d| is_split_word(&d.to_ascii_lowercase(), names))
+    dirs.iter()
+        .any(|d| is_split_word(&d.to_ascii_lowercase(), names))
         || file.iter().any(|f| {
             let stem = f.split('.').next().unwrap_or(f);
             words(stem).any(|w| is_split_word(&w, names))
@@ -172,7 +173,11 @@ pub fn split_files(
                 .or_else(|| (card.configs.len() == 1).then(|| &card.configs[0])),
         };
         let Some(config) = config else {
-            let names: Vec<&str> = card.configs.iter().map(|c| c.config_name.as_str()).collect();
+            let names: Vec<&str> = card
+                .configs
+                .iter()
+                .map(|c| c.config_name.as_str())
+                .collect();
             return Err(not_found(format!(
                 "the dataset card defines the configs {}; choose one with --hf-config",
                 names.join(", ")
@@ -255,7 +260,11 @@ pub fn split_files(
             } else {
                 sample.join(", ")
             },
-            if data.len() > sample.len() { ", …" } else { "" }
+            if data.len() > sample.len() {
+                ", …"
+            } else {
+                ""
+            }
         )));
     }
     Ok(chosen)
@@ -290,7 +299,10 @@ mod tests {
         ]);
         assert_eq!(
             split_files(&spec(Some("sample-10BT"), "train"), &files, Some(readme)).unwrap(),
-            ["sample/10BT/000_00000.parquet", "sample/10BT/001_00000.parquet"]
+            [
+                "sample/10BT/000_00000.parquet",
+                "sample/10BT/001_00000.parquet"
+            ]
         );
         assert_eq!(
             split_files(&spec(None, "train"), &files, Some(readme)).unwrap(),

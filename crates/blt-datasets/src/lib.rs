@@ -26,16 +26,16 @@ mod table;
 mod webdataset;
 
 pub use atomic::write_atomic;
-pub use error::{Error, Result};
-pub use key::{document_key, text_key, validate_key, MAX_KEY_LEN, MAX_READABLE_LEN};
-pub use record::{safetensors_bytes, DocumentRecord, Dtype, OutputTensor};
-pub use safetensors_dir::SafetensorsDirSink;
 pub use entropy_shards::{
     complete_marker, read_shard, CompletedShard, EntropyFileFormat, EntropyRow,
     EntropyShardOptions, EntropyShardSink,
 };
+pub use error::{Error, Result};
 pub use hf::{split_files, HfDatasetSpec};
+pub use key::{document_key, text_key, validate_key, MAX_KEY_LEN, MAX_READABLE_LEN};
 pub use ranks::{completion_marker, rank_stats_path, RankSpec, RANK_VARIABLES};
+pub use record::{safetensors_bytes, DocumentRecord, Dtype, OutputTensor};
+pub use safetensors_dir::SafetensorsDirSink;
 pub use source::{enumerate, DocumentOrigin, DocumentRef, InputSpec, RowDocument};
 pub use stream::{open_documents, DocumentStream, Selection, SourceFailure, SourceItem};
 pub use table::{ColumnSpec, PathResolver, TableFormat, TableReader, TableRow};

@@ -146,7 +146,10 @@ mod tests {
         let r = RankSpec::resolve(
             None,
             None,
-            vars(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_COUNT", "8")]),
+            vars(&[
+                ("SLURM_ARRAY_TASK_ID", "3"),
+                ("SLURM_ARRAY_TASK_COUNT", "8"),
+            ]),
         )
         .unwrap();
         assert_eq!(r, Some(RankSpec::new(3, 8).unwrap()));
@@ -186,8 +189,7 @@ mod tests {
             Error::InvalidRank { .. }
         ));
         assert!(matches!(
-            RankSpec::resolve(None, None, vars(&[("RANK", "x"), ("WORLD_SIZE", "2")]))
-                .unwrap_err(),
+            RankSpec::resolve(None, None, vars(&[("RANK", "x"), ("WORLD_SIZE", "2")])).unwrap_err(),
             Error::InvalidRankVariable { .. }
         ));
     }

@@ -144,12 +144,10 @@ pub fn open_documents(spec: &InputSpec, selection: &Selection) -> Result<Documen
                     }
                 } else {
                     let name = clean_path(path).0;
-                    let format =
-                        TableFormat::from_name(&name).ok_or_else(|| Error::Table {
-                            path: path.clone(),
-                            reason: "not a JSONL, CSV, Parquet or Arrow file (by its extension)"
-                                .into(),
-                        })?;
+                    let format = TableFormat::from_name(&name).ok_or_else(|| Error::Table {
+                        path: path.clone(),
+                        reason: "not a JSONL, CSV, Parquet or Arrow file (by its extension)".into(),
+                    })?;
                     files.push(TableFile {
                         name,
                         format,
@@ -267,7 +265,9 @@ fn table_stream(
         if by_file { "files" } else { "rows" }.into(),
     );
     let columns = columns.clone();
-    let rows = mine.into_iter().flat_map(move |file| file_rows(file, &columns));
+    let rows = mine
+        .into_iter()
+        .flat_map(move |file| file_rows(file, &columns));
     let rows: Box<dyn Iterator<Item = SourceItem> + Send> = if by_file {
         Box::new(rows)
     } else {

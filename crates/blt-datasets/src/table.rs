@@ -159,10 +159,7 @@ impl TableReader {
         let rows = match format {
             TableFormat::Jsonl => Rows::Jsonl(Box::new(BufReader::new(decompressed(path)?))),
             TableFormat::Csv => {
-                let tab = path
-                    .to_string_lossy()
-                    .to_ascii_lowercase()
-                    .contains(".tsv");
+                let tab = path.to_string_lossy().to_ascii_lowercase().contains(".tsv");
                 let mut reader = csv::ReaderBuilder::new()
                     .delimiter(if tab { b'\t' } else { b',' })
                     .flexible(true)
@@ -335,13 +332,7 @@ impl TableReader {
                     *index += 1;
                     let row = self.next_row;
                     self.next_row += 1;
-                    return Some(Ok(batch_row(
-                        batch,
-                        i,
-                        row,
-                        &self.columns,
-                        &self.resolve,
-                    )));
+                    return Some(Ok(batch_row(batch, i, row, &self.columns, &self.resolve)));
                 }
             }
             match batches.next()? {
@@ -496,8 +487,9 @@ fn batch_row(
                 Some(BytesKind::BytesOrPath) if !array.is_null(i) => {
                     struct_bytes(array.as_ref(), i, resolve)
                 }
-                _ => cell_bytes(array.as_ref(), i)
-                    .ok_or_else(|| format!("column {name:?} is null")),
+                _ => {
+                    cell_bytes(array.as_ref(), i).ok_or_else(|| format!("column {name:?} is null"))
+                }
             };
             continue;
         }
@@ -557,7 +549,10 @@ mod tests {
             TableFormat::from_name("a.jsonl.zst"),
             Some(TableFormat::Jsonl)
         );
-        assert_eq!(TableFormat::from_name("x/a.JSON.gz"), Some(TableFormat::Jsonl));
+        assert_eq!(
+            TableFormat::from_name("x/a.JSON.gz"),
+            Some(TableFormat::Jsonl)
+        );
         assert_eq!(TableFormat::from_name("a.csv.gz"), Some(TableFormat::Csv));
         assert_eq!(
             TableFormat::from_name("0000.parquet"),

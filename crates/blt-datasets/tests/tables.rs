@@ -73,7 +73,10 @@ fn jsonl_plain_gz_zst_and_csv_read_every_row_exactly() {
     let want = texts(6, "j");
     let mut jsonl = String::new();
     for (i, t) in want.iter().enumerate() {
-        jsonl.push_str(&serde_json::json!({"text": t, "id": format!("doc-{i}"), "lang": "en", "n": i}).to_string());
+        jsonl.push_str(
+            &serde_json::json!({"text": t, "id": format!("doc-{i}"), "lang": "en", "n": i})
+                .to_string(),
+        );
         jsonl.push('\n');
         if i == 2 {
             jsonl.push('\n'); // blank lines are not rows
@@ -91,7 +94,8 @@ fn jsonl_plain_gz_zst_and_csv_read_every_row_exactly() {
     let mut csv = csv::Writer::from_writer(Vec::new());
     csv.write_record(["id", "text"]).unwrap();
     for (i, t) in want.iter().enumerate() {
-        csv.write_record([format!("doc-{i}").as_str(), t.as_str()]).unwrap();
+        csv.write_record([format!("doc-{i}").as_str(), t.as_str()])
+            .unwrap();
     }
     std::fs::write(tmp.path().join("d.csv"), csv.into_inner().unwrap()).unwrap();
     std::fs::write(tmp.path().join("notes.txt"), "not a table").unwrap();
@@ -105,7 +109,11 @@ fn jsonl_plain_gz_zst_and_csv_read_every_row_exactly() {
         },
     };
     let docs = all_docs(&spec, Selection::default());
-    assert_eq!(docs.len(), 24, "four files of six rows; notes.txt is not a table");
+    assert_eq!(
+        docs.len(),
+        24,
+        "four files of six rows; notes.txt is not a table"
+    );
     for (file, chunk) in ["a.jsonl", "b.jsonl.gz", "c.jsonl.zst", "d.csv"]
         .iter()
         .zip(docs.chunks(6))
@@ -161,9 +169,15 @@ fn bad_rows_and_bad_files_are_failures_not_the_end() {
 fn binary_columns_keep_their_bytes_and_paths_are_resolved() {
     let tmp = tempfile::tempdir().unwrap();
     // A PNG signature and bytes that are not UTF-8.
-    let image: Vec<u8> = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0xfe, 0x00];
+    let image: Vec<u8> = vec![
+        0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0xfe, 0x00,
+    ];
     std::fs::create_dir_all(tmp.path().join("images")).unwrap();
-    std::fs::write(tmp.path().join("images/cat.bin"), [0xc3u8, 0x28, 0xa0, 0xa1]).unwrap();
+    std::fs::write(
+        tmp.path().join("images/cat.bin"),
+        [0xc3u8, 0x28, 0xa0, 0xa1],
+    )
+    .unwrap();
     let fields = Fields::from(vec![
         Field::new("bytes", DataType::Binary, true),
         Field::new("path", DataType::Utf8, true),
@@ -238,7 +252,9 @@ fn ranks_split_files_or_rows_and_cover_the_input_once() {
     let single = all_docs(&spec, Selection::default());
     assert_eq!(
         single.iter().map(bytes_of).collect::<Vec<_>>(),
-        want.iter().map(|t| t.as_bytes().to_vec()).collect::<Vec<_>>()
+        want.iter()
+            .map(|t| t.as_bytes().to_vec())
+            .collect::<Vec<_>>()
     );
     assert_eq!(single[8].row_metadata().unwrap()["score"], 50.5);
     for world in [2usize, 4, 5, 8] {
@@ -279,7 +295,10 @@ fn ranks_split_files_or_rows_and_cover_the_input_once() {
     );
     assert_eq!(
         some.iter().map(|d| d.key.clone()).collect::<Vec<_>>(),
-        single[3..7].iter().map(|d| d.key.clone()).collect::<Vec<_>>()
+        single[3..7]
+            .iter()
+            .map(|d| d.key.clone())
+            .collect::<Vec<_>>()
     );
 }
 
@@ -294,7 +313,9 @@ fn hub_fixture(root: &Path) -> (PathBuf, Vec<String>) {
     let mut want = Vec::new();
     for shard in 0..3 {
         let t = texts(5 + shard, &format!("shard{shard}"));
-        let ids: Vec<i64> = (0..t.len() as i64).map(|i| shard as i64 * 1000 + i).collect();
+        let ids: Vec<i64> = (0..t.len() as i64)
+            .map(|i| shard as i64 * 1000 + i)
+            .collect();
         files.push((
             format!("sample/10BT/{shard:03}_00000.parquet"),
             parquet_bytes(&ids, &t),
@@ -310,8 +331,14 @@ fn hub_fixture(root: &Path) -> (PathBuf, Vec<String>) {
         .iter()
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
-    blt_hub::testing::lay_out_dataset_cache(&cache, "HuggingFaceFW/fineweb-edu", "main", COMMIT, &refs)
-        .unwrap();
+    blt_hub::testing::lay_out_dataset_cache(
+        &cache,
+        "HuggingFaceFW/fineweb-edu",
+        "main",
+        COMMIT,
+        &refs,
+    )
+    .unwrap();
     (cache, want)
 }
 
@@ -347,7 +374,9 @@ fn hub_dataset_offline_reads_every_shard_and_row() {
     assert_eq!(docs.len(), 18);
     assert_eq!(
         docs.iter().map(bytes_of).collect::<Vec<_>>(),
-        want.iter().map(|t| t.as_bytes().to_vec()).collect::<Vec<_>>()
+        want.iter()
+            .map(|t| t.as_bytes().to_vec())
+            .collect::<Vec<_>>()
     );
     assert_eq!(docs[5].name, "sample/10BT/001_00000.parquet#0");
     assert!(docs[5].key.starts_with("1000-"), "{}", docs[5].key);
@@ -356,7 +385,10 @@ fn hub_dataset_offline_reads_every_shard_and_row() {
     let err = open_documents(&hf_spec(&cache, "sample-350BT"), &Selection::default())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("sample-10BT") && err.contains("--hf-config"), "{err}");
+    assert!(
+        err.contains("sample-10BT") && err.contains("--hf-config"),
+        "{err}"
+    );
     let empty = tmp.path().join("empty-cache");
     let err = open_documents(&hf_spec(&empty, "sample-10BT"), &Selection::default())
         .unwrap_err()
@@ -474,7 +506,10 @@ fn arrow_shards_in_metas_layout_roll_complete_and_resume() {
     for (row, (id, text, h)) in rows.iter().zip(&got) {
         assert_eq!(&row.sample_id, id);
         assert_eq!(row.bytes, text.as_bytes());
-        assert_eq!(&row.entropies, h, "multiples of 1/8 below 2048 are exact in f16");
+        assert_eq!(
+            &row.entropies, h,
+            "multiples of 1/8 below 2048 are exact in f16"
+        );
     }
 
     pyarrow_check(&dir);
@@ -524,7 +559,10 @@ print(n)
             );
         }
         Ok(o) => panic!("pyarrow failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => eprintln!("pyarrow check skipped: cannot run {} ({e})", python.display()),
+        Err(e) => eprintln!(
+            "pyarrow check skipped: cannot run {} ({e})",
+            python.display()
+        ),
     }
 }
 
@@ -581,15 +619,20 @@ fn parquet_shards_carry_patch_lengths_bytes_and_provenance() {
         .as_list::<i32>();
     let first = lengths.value(2);
     assert_eq!(
-        first.as_primitive::<arrow_array::types::Int32Type>().values(),
+        first
+            .as_primitive::<arrow_array::types::Int32Type>()
+            .values(),
         &rows[2].patch_lengths[..]
     );
     let meta = batch.column_by_name("metadata").unwrap().as_string::<i32>();
     assert_eq!(meta.value(2), "{\"i\":2}");
 
     // Arrow refuses what it cannot hold without loss.
-    let mut arrow = EntropyShardSink::new(tmp.path().join("arrow"), EntropyShardOptions::default())
-        .unwrap();
+    let mut arrow =
+        EntropyShardSink::new(tmp.path().join("arrow"), EntropyShardOptions::default()).unwrap();
     let err = arrow.write(rows[1].clone()).unwrap_err();
-    assert!(matches!(err, blt_datasets::Error::NotUtf8Text { .. }), "{err}");
+    assert!(
+        matches!(err, blt_datasets::Error::NotUtf8Text { .. }),
+        "{err}"
+    );
 }

@@ -57,18 +57,24 @@ pub fn open_dataset(repo_id: &str, options: &HubOptions) -> Result<DatasetSnapsh
     );
     let repo_dir = dataset_cache_dir(&options.cache_dir, repo_id);
     if options.offline {
-        let commit = cached_commit(&repo_dir, &options.revision).ok_or_else(|| Error::DatasetNotCached {
-            repo: repo_id.into(),
-            revision: options.revision.clone(),
-            missing: format!(
-                "the dataset (no {} and no snapshot of that commit)",
-                repo_dir.join("refs").join(&options.revision).display()
-            ),
-            cache: options.cache_dir.clone(),
-        })?;
+        let commit =
+            cached_commit(&repo_dir, &options.revision).ok_or_else(|| Error::DatasetNotCached {
+                repo: repo_id.into(),
+                revision: options.revision.clone(),
+                missing: format!(
+                    "the dataset (no {} and no snapshot of that commit)",
+                    repo_dir.join("refs").join(&options.revision).display()
+                ),
+                cache: options.cache_dir.clone(),
+            })?;
         let snapshot_dir = repo_dir.join("snapshots").join(&commit);
         let files = snapshot_files(&snapshot_dir);
-        tracing::debug!(repo = repo_id, commit, files = files.len(), "dataset listed from the cache");
+        tracing::debug!(
+            repo = repo_id,
+            commit,
+            files = files.len(),
+            "dataset listed from the cache"
+        );
         return Ok(DatasetSnapshot {
             repo: repo_id.into(),
             revision: options.revision.clone(),
@@ -267,7 +273,10 @@ mod tests {
             snap.join("data/train-0.parquet")
         );
         let err = ds.fetch("data/train-1.parquet").unwrap_err().to_string();
-        assert!(err.contains("data/train-1.parquet") && err.contains("HF_HUB_OFFLINE"), "{err}");
+        assert!(
+            err.contains("data/train-1.parquet") && err.contains("HF_HUB_OFFLINE"),
+            "{err}"
+        );
         // A commit can be asked for by name.
         let ds = open_dataset("org/data", &offline(tmp.path()).with_revision(commit)).unwrap();
         assert_eq!(ds.files.len(), 2);

@@ -12,7 +12,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use blt_datasets::{
-    DocumentRef, EntropyRow, EntropyShardOptions, EntropyShardSink, InputSpec, SafetensorsDirSink, Selection, ShardOptions, SourceItem, WebDatasetSink,
+    DocumentRef, EntropyRow, EntropyShardOptions, EntropyShardSink, InputSpec, SafetensorsDirSink,
+    Selection, ShardOptions, SourceItem, WebDatasetSink,
 };
 use blt_model::backend::Backend;
 use blt_model::{EntropyEstimator, EstimateOptions};
@@ -176,7 +177,10 @@ pub fn ingest<B: Backend>(
     let rank = config.selection.rank;
     if config.ranked {
         if let Some(stats) = crate::ranks::finished_rank(&config.output_dir, rank)? {
-            tracing::info!(rank = rank.rank, "this rank is complete (its completions/ marker exists): skipped");
+            tracing::info!(
+                rank = rank.rank,
+                "this rank is complete (its completions/ marker exists): skipped"
+            );
             return Ok(stats);
         }
     }
