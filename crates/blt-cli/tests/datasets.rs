@@ -56,7 +56,7 @@ fn hub_cache(root: &Path) -> (PathBuf, Vec<String>) {
     let mut files: Vec<(String, Vec<u8>)> = vec![("README.md".into(), readme.into())];
     for (s, chunk) in paras.chunks(paras.len().div_ceil(SHARDS)).enumerate() {
         let ids: Vec<i64> = (0..chunk.len() as i64)
-            .map(|i| (s as i64) << 20 | i)
+            .map(|i| ((s as i64) << 20) | i)
             .collect();
         files.push((
             format!("sample/10BT/{s:03}_00000.parquet"),
