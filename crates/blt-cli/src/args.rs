@@ -19,6 +19,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Compute per-byte entropies of a text or file and cut it into patches.
     #[command(after_help = "Examples:\n  \
