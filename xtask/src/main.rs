@@ -7,6 +7,10 @@
 //!   backend, then `cargo check` of the CUDA and WGPU backends (which CI cannot run). It first
 //!   runs `scripts/setup/*.sh`, which install what some tests need and do nothing when it is
 //!   already installed.
+//! - `cargo xtask bench [--device cuda] [--dtype f32,bf16]`: criterion benches of the kernels
+//!   and the whole model, written as a table to `kernels/README.md` (see `bench.rs`).
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, ExitCode};
@@ -36,6 +40,9 @@ enum Command {
         #[arg(long, default_value = "main")]
         revision: String,
     },
+    /// Benchmark each fused kernel against its reference and the whole model (bytes/s), beside
+    /// the PyTorch baseline when it can run, and write the table into kernels/README.md.
+    Bench(bench::BenchArgs),
     /// Run the whole test suite as CI does: `cargo test --workspace`, then `cargo check` with the
     /// `cuda` and `wgpu` features.
     Test {
@@ -122,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(args) => bench::run(args),
         Command::FetchModel { repo, revision } => {
             let options = blt_hub::HubOptions::from_env()
                 .with_revision(revision)
