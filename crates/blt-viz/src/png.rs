@@ -1,0 +1,1 @@
+//! PNG rendering of the entropy plot (pending).
