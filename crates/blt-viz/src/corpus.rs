@@ -89,8 +89,8 @@ fn is_shard_name(name: &str) -> bool {
 }
 
 impl CorpusReader {
-    /// Lists an output folder: every `*.safetensors` and `shard-*.tar` directly in it (sorted
-    /// by name; temp files are ignored) and its `run.json` when present. `path` may also be a
+    /// Lists an output folder: every `*.safetensors` (but `*.sphere.safetensors`, the output of
+    /// `blt sphere`) and `shard-*.tar` directly in it (sorted by name; temp files are ignored) and its `run.json` when present. `path` may also be a
     /// single `.safetensors` file or shard.
     pub fn open(path: &Path) -> Result<Self> {
         let io = |source| Error::Io {
@@ -127,7 +127,9 @@ impl CorpusReader {
             .iter()
             .filter_map(|name| {
                 let p = path.join(name);
-                if name.ends_with(".safetensors") {
+                if name.ends_with(".sphere.safetensors") {
+                    None
+                } else if name.ends_with(".safetensors") {
                     Some(DocumentSource::File(p))
                 } else if is_shard_name(name) {
                     Some(DocumentSource::Shard(p))

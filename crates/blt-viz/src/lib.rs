@@ -7,6 +7,7 @@ pub mod histogram;
 pub mod html;
 pub mod npz;
 pub mod plot;
+pub mod png;
 
 pub mod report;
 pub mod sphere;

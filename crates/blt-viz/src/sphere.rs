@@ -59,6 +59,10 @@ use crate::document::PatchedDocument;
 use crate::npz::{NpyArray, NpyData};
 use crate::{write_atomic, Error, Result};
 
+/// File name `blt sphere` writes into the output folder by default. Files ending in
+/// `.sphere.safetensors` are not documents: [`CorpusReader`] skips them.
+pub const DEFAULT_OUTPUT_NAME: &str = "corpus.sphere.safetensors";
+
 /// Parameters of the water-filling.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SphereConfig {
