@@ -57,7 +57,10 @@ pub fn run(args: SphereArgs) -> anyhow::Result<()> {
         let dir = if args.output_dir.is_dir() {
             args.output_dir.clone()
         } else {
-            args.output_dir.parent().map(PathBuf::from).unwrap_or_default()
+            args.output_dir
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_default()
         };
         dir.join(blt_viz::sphere::DEFAULT_OUTPUT_NAME)
     });
@@ -70,7 +73,11 @@ pub fn run(args: SphereArgs) -> anyhow::Result<()> {
         output.with_file_name(format!("{stem}.npz"))
     });
     write_outputs(&input, &placement, &config, &output, npz.as_deref())?;
-    let occupied = placement.shell_capacities.iter().filter(|&&c| c > 0).count();
+    let occupied = placement
+        .shell_capacities
+        .iter()
+        .filter(|&&c| c > 0)
+        .count();
     println!(
         "wrote {}{}: {} patches of {} documents (width {}) on {occupied} of {} shells, radii {}–{}",
         output.display(),

@@ -108,7 +108,8 @@ fn analyze(args: &VizArgs) -> anyhow::Result<PatchedDocument> {
         bytes: bytes.clone(),
     };
     let analysis = dispatch(args.model.device, task)?;
-    let global = args.patching.mode == "entropy" && !args.patching.monotonic && !args.patching.top_k;
+    let global =
+        args.patching.mode == "entropy" && !args.patching.monotonic && !args.patching.top_k;
     let mut doc = PatchedDocument::from_analysis(
         key,
         bytes,

@@ -66,7 +66,10 @@ impl RunSummary {
             written: stat("written"),
             skipped: stat("skipped"),
             failed: stat("failed"),
-            failures: v["stats"]["failures"].as_array().cloned().unwrap_or_default(),
+            failures: v["stats"]["failures"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
             threshold: v["config"]["patching"]["threshold"]
                 .as_str()
                 .map(String::from),
@@ -221,8 +224,8 @@ fn read_file_document(path: &Path, with_embeddings: bool) -> Result<PatchedDocum
     let stem = name.strip_suffix(".safetensors").unwrap_or(&name);
     let sidecar = path.with_file_name(format!("{stem}.hypergraph.sqlite"));
     if sidecar.is_file() {
-        let opened = blt_sidecar::HypergraphSidecar::open(&sidecar)
-            .and_then(|s| s.document(&doc.key));
+        let opened =
+            blt_sidecar::HypergraphSidecar::open(&sidecar).and_then(|s| s.document(&doc.key));
         match opened {
             Ok(sd) => {
                 for (seg, branch) in doc.segments.iter_mut().zip(&sd.branches) {

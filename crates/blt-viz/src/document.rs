@@ -204,8 +204,7 @@ impl PatchedDocument {
         }
         let (bytes, _) = tensor_values(&st, "bytes", Dtype::U8, path, |b: [u8; 1]| b[0])?;
         let (token_ids, _) = tensor_values(&st, "token_ids", Dtype::I32, path, i32::from_le_bytes)?;
-        let (entropies, _) =
-            tensor_values(&st, "entropies", Dtype::F32, path, f32::from_le_bytes)?;
+        let (entropies, _) = tensor_values(&st, "entropies", Dtype::F32, path, f32::from_le_bytes)?;
         let (prominence, _) =
             tensor_values(&st, "prominence", Dtype::F32, path, f32::from_le_bytes)?;
         let (lengths, _) =
@@ -319,10 +318,7 @@ impl PatchedDocument {
     pub fn validate(&self) -> Result<()> {
         let s = self.token_ids.len();
         if self.entropies.len() != s {
-            return Err(self.bad(format!(
-                "{} entropies for {s} tokens",
-                self.entropies.len()
-            )));
+            return Err(self.bad(format!("{} entropies for {s} tokens", self.entropies.len())));
         }
         if !self.prominence.is_empty() && self.prominence.len() != s {
             return Err(self.bad(format!(

@@ -43,8 +43,8 @@ pub fn scale_colour(value: f32, max: f32) -> String {
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let f = x - i as f32;
     let mut s = String::from("#");
-    for c in 0..3 {
-        let v = STOPS[i][c] as f32 + (STOPS[i + 1][c] as f32 - STOPS[i][c] as f32) * f;
+    for (&lo, &hi) in STOPS[i].iter().zip(&STOPS[i + 1]) {
+        let v = lo as f32 + (hi as f32 - lo as f32) * f;
         let _ = write!(s, "{:02x}", v.round().clamp(0.0, 255.0) as u8);
     }
     s
@@ -83,7 +83,7 @@ svg .axis { stroke: #333; stroke-width: 1; }
 svg .grid { stroke: #e6e6e6; stroke-width: 1; }
 svg .entropy { fill: none; stroke: #1f4e9c; stroke-width: 1.5; }
 svg .envelope { fill: #1f4e9c; fill-opacity: .18; stroke: none; }
-svg .threshold { stroke: #d62728; stroke-width: 1.2; stroke-dasharray: 6 4; }
+svg .threshold { stroke: #d62728; stroke-width: 2; stroke-dasharray: 6 4; shape-rendering: crispEdges; }
 svg .boundary, svg .boundary-overview { stroke: #888; stroke-width: 1; stroke-opacity: .7; }
 svg .bar { fill: #4c78a8; }
 svg .point { fill: #1f4e9c; }
@@ -95,6 +95,7 @@ details.page > summary { cursor: pointer; font-weight: 600; }
 .bytes i.l { color: #fff; }
 .bytes i.c { display: inline-block; width: 3px; }
 .bytes i.s { font-size: 10px; color: #555; }
+.bytes i.s.l { color: #fff; }
 .legend { display: flex; align-items: center; gap: .5rem; font-size: .85rem; }
 .legend .ramp { width: 240px; height: 12px; border: 1px solid #ccc; }
 "#;
@@ -114,7 +115,10 @@ pub fn ramp_css() -> String {
     let stops: Vec<String> = (0..=10)
         .map(|i| scale_colour(i as f32 / 10.0, 1.0))
         .collect();
-    format!("background: linear-gradient(to right, {});", stops.join(", "))
+    format!(
+        "background: linear-gradient(to right, {});",
+        stops.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -123,7 +127,10 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]

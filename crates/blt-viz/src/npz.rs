@@ -45,7 +45,10 @@ impl NpyArray {
             [one] => format!("({one},)"),
             dims => format!(
                 "({})",
-                dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                dims.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         let mut header =
@@ -59,9 +62,15 @@ impl NpyArray {
         out.extend_from_slice(&(header.len() as u16).to_le_bytes());
         out.extend_from_slice(header.as_bytes());
         match &self.data {
-            NpyData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            NpyData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            NpyData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            NpyData::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            NpyData::I32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            NpyData::I64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
         out
     }
@@ -104,7 +113,9 @@ mod tests {
         assert!(header.ends_with('\n'));
         assert_eq!(b.len(), 10 + hlen + 24);
         let one = NpyArray::new(vec![4], NpyData::I64(vec![1, 2, 3, 4])).to_npy();
-        assert!(std::str::from_utf8(&one[10..74]).unwrap().contains("'shape': (4,)"));
+        assert!(std::str::from_utf8(&one[10..74])
+            .unwrap()
+            .contains("'shape': (4,)"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ const BOTTOM: f64 = 40.0;
 /// "Nice" tick values covering `[lo, hi]`: multiples of 1, 2 or 5 × 10ᵏ, about `target` of
 /// them.
 pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if hi <= lo || !lo.is_finite() || !hi.is_finite() {
         return vec![lo];
     }
     let raw = (hi - lo) / target.max(1) as f64;
@@ -360,7 +360,10 @@ mod tests {
     #[test]
     fn ticks_are_nice() {
         assert_eq!(nice_ticks(0.0, 4.0, 4), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(nice_ticks(0.0, 100.0, 5), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(
+            nice_ticks(0.0, 100.0, 5),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
     }
 
     #[test]

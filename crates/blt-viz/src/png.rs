@@ -50,7 +50,10 @@ impl Default for PngOptions {
 
 /// Draws the entropy plot of `doc` (line, threshold, patch boundaries) into an RGB buffer of
 /// `options.width × options.height`.
-pub fn render_entropy_rgb(doc: &PatchedDocument, options: &PngOptions) -> std::result::Result<Vec<u8>, String> {
+pub fn render_entropy_rgb(
+    doc: &PatchedDocument,
+    options: &PngOptions,
+) -> std::result::Result<Vec<u8>, String> {
     ensure_font()?;
     let (w, h) = (options.width.max(200), options.height.max(150));
     let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -61,7 +64,10 @@ pub fn render_entropy_rgb(doc: &PatchedDocument, options: &PngOptions) -> std::r
         let y_max = entropy_axis_max(&doc.entropies, doc.threshold);
         let bucket = n.div_ceil(options.max_points.max(1));
         let caption = if bucket > 1 {
-            format!("Entropy per position of {} (mean of every {bucket} positions)", doc.key)
+            format!(
+                "Entropy per position of {} (mean of every {bucket} positions)",
+                doc.key
+            )
         } else {
             format!("Entropy per position of {}", doc.key)
         };
@@ -75,6 +81,7 @@ pub fn render_entropy_rgb(doc: &PatchedDocument, options: &PngOptions) -> std::r
         chart
             .configure_mesh()
             .x_desc("position")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc("entropy (nats)")
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 15))
@@ -86,7 +93,10 @@ pub fn render_entropy_rgb(doc: &PatchedDocument, options: &PngOptions) -> std::r
             let grey = RGBColor(150, 150, 150);
             chart
                 .draw_series(starts.iter().filter(|&&s| s < n).map(|&s| {
-                    PathElement::new(vec![(s as f64, 0.0), (s as f64, y_max)], grey.stroke_width(1))
+                    PathElement::new(
+                        vec![(s as f64, 0.0), (s as f64, y_max)],
+                        grey.stroke_width(1),
+                    )
                 }))
                 .map_err(|e| e.to_string())?;
         }
@@ -103,7 +113,11 @@ pub fn render_entropy_rgb(doc: &PatchedDocument, options: &PngOptions) -> std::r
             .chunks(bucket)
             .enumerate()
             .filter_map(|(c, chunk)| {
-                let finite: Vec<f64> = chunk.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
+                let finite: Vec<f64> = chunk
+                    .iter()
+                    .filter(|v| v.is_finite())
+                    .map(|&v| v as f64)
+                    .collect();
                 (!finite.is_empty()).then(|| {
                     (
                         (c * bucket) as f64 + chunk.len() as f64 / 2.0,
@@ -113,7 +127,10 @@ pub fn render_entropy_rgb(doc: &PatchedDocument, options: &PngOptions) -> std::r
             })
             .collect();
         chart
-            .draw_series(LineSeries::new(points, RGBColor(31, 78, 156).stroke_width(2)))
+            .draw_series(LineSeries::new(
+                points,
+                RGBColor(31, 78, 156).stroke_width(2),
+            ))
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }

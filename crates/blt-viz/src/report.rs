@@ -71,8 +71,11 @@ fn position_labels(doc: &PatchedDocument) -> Vec<Label> {
                 };
                 let bytes: Option<Vec<u8>> = (len > 0)
                     .then(|| {
-                        ids.get(i..i + len)
-                            .map(|w| w.iter().filter_map(|&t| PatchedDocument::token_byte(t)).collect())
+                        ids.get(i..i + len).map(|w| {
+                            w.iter()
+                                .filter_map(|&t| PatchedDocument::token_byte(t))
+                                .collect()
+                        })
                     })
                     .flatten();
                 match bytes
@@ -115,7 +118,10 @@ impl Label {
                 "\r" => "␍".to_string(),
                 " " => "&nbsp;".to_string(),
                 c if c.chars().all(char::is_control) => {
-                    format!("\\x{:02x}", c.chars().next().map(|ch| ch as u32).unwrap_or(0))
+                    format!(
+                        "\\x{:02x}",
+                        c.chars().next().map(|ch| ch as u32).unwrap_or(0)
+                    )
                 }
                 c => escape(c),
             },
@@ -226,7 +232,10 @@ pub fn render_report(doc: &PatchedDocument, options: &ReportOptions) -> Result<S
                 .cloned()
                 .unwrap_or_else(|| "entropy".to_string()),
         ),
-        ("segments (bytes per modality)", format!("{} ({})", doc.segments.len(), modalities.join(", "))),
+        (
+            "segments (bytes per modality)",
+            format!("{} ({})", doc.segments.len(), modalities.join(", ")),
+        ),
     ];
     body.push_str("<h2>Summary</h2><table class=\"summary\" id=\"summary\">");
     for (k, v) in rows {
@@ -326,7 +335,8 @@ pub fn render_report(doc: &PatchedDocument, options: &ReportOptions) -> Result<S
             let e = doc.entropies[i];
             let class = match (&labels[i], needs_light_text(e, colour_max)) {
                 (Label::Continuation, _) => " class=\"c\"",
-                (Label::Special(_), _) => " class=\"s\"",
+                (Label::Special(_), false) => " class=\"s\"",
+                (Label::Special(_), true) => " class=\"s l\"",
                 (_, true) => " class=\"l\"",
                 _ => "",
             };
@@ -393,16 +403,30 @@ mod tests {
             lengths.push(l);
             left -= l;
         }
-        PatchedDocument::from_analysis("doc", text.as_bytes().to_vec(), ids, entropies, vec![], lengths, Some(1.3))
-            .unwrap()
+        PatchedDocument::from_analysis(
+            "doc",
+            text.as_bytes().to_vec(),
+            ids,
+            entropies,
+            vec![],
+            lengths,
+            Some(1.3),
+        )
+        .unwrap()
     }
 
     #[test]
     fn report_has_one_boundary_per_patch_and_no_scripts() {
         let d = doc("héllo <world> & more\nline two");
         let html = render_report(&d, &ReportOptions::default()).unwrap();
-        assert_eq!(html.matches("class=\"boundary\"").count(), d.patch_lengths.len());
-        assert_eq!(html.matches("<span class=\"p\"").count(), d.patch_lengths.len());
+        assert_eq!(
+            html.matches("class=\"boundary\"").count(),
+            d.patch_lengths.len()
+        );
+        assert_eq!(
+            html.matches("<span class=\"p\"").count(),
+            d.patch_lengths.len()
+        );
         assert!(!html.contains("<script"));
         // Self-contained: nothing is loaded from anywhere.
         assert!(!html.contains(" src=") && !html.contains(" href=") && !html.contains("url("));
@@ -429,7 +453,14 @@ mod tests {
 
     #[test]
     fn labels_for_utf8_specials_and_invalid_bytes() {
-        let ids = vec![BOS_ID, 0xc3 + 4, 0xa9 + 4, 0xff + 4, b'a' as i32 + 4, EOS_ID];
+        let ids = vec![
+            BOS_ID,
+            0xc3 + 4,
+            0xa9 + 4,
+            0xff + 4,
+            b'a' as i32 + 4,
+            EOS_ID,
+        ];
         let d = PatchedDocument::from_analysis(
             "x",
             vec![0xc3, 0xa9, 0xff, b'a'],

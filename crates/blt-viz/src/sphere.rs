@@ -368,15 +368,39 @@ fn arrays(input: &SphereInput, p: &SpherePlacement) -> Vec<(&'static str, NpyArr
     let radii: Vec<f32> = p.shell_radii.iter().map(|&r| r as f32).collect();
     let caps: Vec<i64> = p.shell_capacities.iter().map(|&c| c as i64).collect();
     vec![
-        ("sphere_coords", NpyArray::new(vec![n, p.dim], NpyData::F32(p.sphere_coords.clone()))),
-        ("radii", NpyArray::new(vec![n], NpyData::F32(p.radii.clone()))),
+        (
+            "sphere_coords",
+            NpyArray::new(vec![n, p.dim], NpyData::F32(p.sphere_coords.clone())),
+        ),
+        (
+            "radii",
+            NpyArray::new(vec![n], NpyData::F32(p.radii.clone())),
+        ),
         ("shells", NpyArray::new(vec![n], NpyData::I32(shells))),
-        ("original_prominence", NpyArray::new(vec![n], NpyData::F32(input.prominence.clone()))),
-        ("original_entropies", NpyArray::new(vec![n], NpyData::F32(input.entropies.clone()))),
-        ("document_index", NpyArray::new(vec![n], NpyData::I32(input.document_index.clone()))),
-        ("patch_index", NpyArray::new(vec![n], NpyData::I32(input.patch_index.clone()))),
-        ("shell_radii", NpyArray::new(vec![radii.len()], NpyData::F32(radii))),
-        ("shell_capacities", NpyArray::new(vec![caps.len()], NpyData::I64(caps))),
+        (
+            "original_prominence",
+            NpyArray::new(vec![n], NpyData::F32(input.prominence.clone())),
+        ),
+        (
+            "original_entropies",
+            NpyArray::new(vec![n], NpyData::F32(input.entropies.clone())),
+        ),
+        (
+            "document_index",
+            NpyArray::new(vec![n], NpyData::I32(input.document_index.clone())),
+        ),
+        (
+            "patch_index",
+            NpyArray::new(vec![n], NpyData::I32(input.patch_index.clone())),
+        ),
+        (
+            "shell_radii",
+            NpyArray::new(vec![radii.len()], NpyData::F32(radii)),
+        ),
+        (
+            "shell_capacities",
+            NpyArray::new(vec![caps.len()], NpyData::I64(caps)),
+        ),
     ]
 }
 
@@ -409,10 +433,16 @@ pub fn to_safetensors(
     meta.insert("format".into(), "blt-sphere".into());
     meta.insert("format_version".into(), "1".into());
     meta.insert("shells".into(), config.shells.to_string());
-    meta.insert("capacity_exponent".into(), config.capacity_exponent.to_string());
+    meta.insert(
+        "capacity_exponent".into(),
+        config.capacity_exponent.to_string(),
+    );
     meta.insert("r_min".into(), config.r_min.to_string());
     meta.insert("r_max".into(), config.r_max.to_string());
-    meta.insert("entropy_weighted".into(), config.entropy_weighted.to_string());
+    meta.insert(
+        "entropy_weighted".into(),
+        config.entropy_weighted.to_string(),
+    );
     meta.insert("num_points".into(), placement.radii.len().to_string());
     meta.insert("dim".into(), placement.dim.to_string());
     meta.insert(
@@ -474,7 +504,7 @@ mod tests {
     #[test]
     fn fills_inside_out_by_prominence() {
         let p = [5.0f32, 1.0, 3.0, 2.0, 4.0];
-        let dirs = vec![1.0f32, 0.0].repeat(5);
+        let dirs = [1.0f32, 0.0].repeat(5);
         let c = cfg(2, 0.0); // capacities [2, 3]
         let out = water_fill(&dirs, 2, &p, &[], &c).unwrap();
         assert_eq!(out.shells, vec![1, 0, 1, 0, 1]);
@@ -486,7 +516,7 @@ mod tests {
     fn entropy_weighting_changes_the_order() {
         let p = [1.0f32, 1.5];
         let h = [3.0f32, 0.0]; // weights 4.0 and 1.5
-        let dirs = vec![0.0f32, 1.0].repeat(2);
+        let dirs = [0.0f32, 1.0].repeat(2);
         let mut c = cfg(2, 0.0);
         c.entropy_weighted = true;
         let out = water_fill(&dirs, 2, &p, &h, &c).unwrap();
@@ -495,7 +525,14 @@ mod tests {
 
     #[test]
     fn degenerate_directions_are_counted() {
-        let out = water_fill(&[0.0, 0.0, f32::NAN, 1.0], 2, &[1.0, 2.0], &[], &cfg(1, 1.5)).unwrap();
+        let out = water_fill(
+            &[0.0, 0.0, f32::NAN, 1.0],
+            2,
+            &[1.0, 2.0],
+            &[],
+            &cfg(1, 1.5),
+        )
+        .unwrap();
         assert_eq!(out.degenerate_directions, 2);
         let r = (out.sphere_coords[0].powi(2) + out.sphere_coords[1].powi(2)).sqrt();
         assert!((r - 1.0).abs() < 1e-6);

@@ -215,10 +215,7 @@ impl StatsCollector {
             errors: ErrorStats {
                 unreadable,
                 ingest_failed: run.as_ref().map(|r| r.failed).unwrap_or(0),
-                ingest_failures: run
-                    .as_ref()
-                    .map(|r| r.failures.clone())
-                    .unwrap_or_default(),
+                ingest_failures: run.as_ref().map(|r| r.failures.clone()).unwrap_or_default(),
             },
             run,
         }
@@ -358,7 +355,11 @@ impl CorpusStats {
                 );
             }
             for f in &self.errors.ingest_failures {
-                let _ = write!(b, "<li>ingest: <code>{}</code></li>", escape(&f.to_string()));
+                let _ = write!(
+                    b,
+                    "<li>ingest: <code>{}</code></li>",
+                    escape(&f.to_string())
+                );
             }
             b.push_str("</ul>");
         }
@@ -372,8 +373,16 @@ mod tests {
 
     fn doc(n_bytes: usize, entropies: Vec<f32>, lengths: Vec<usize>) -> PatchedDocument {
         let ids = vec![5; entropies.len()];
-        PatchedDocument::from_analysis("d", vec![b'a'; n_bytes], ids, entropies, vec![], lengths, None)
-            .unwrap()
+        PatchedDocument::from_analysis(
+            "d",
+            vec![b'a'; n_bytes],
+            ids,
+            entropies,
+            vec![],
+            lengths,
+            None,
+        )
+        .unwrap()
     }
 
     #[test]

@@ -32,12 +32,42 @@ fn document(key: &str, bytes: &[u8], entropies: &[f32], lengths: &[i32]) -> Vec<
         .collect();
     let data: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
         ("bytes", Dtype::U8, vec![bytes.len()], bytes.to_vec()),
-        ("token_ids", Dtype::I32, vec![ids.len()], le(&ids, i32::to_le_bytes)),
-        ("entropies", Dtype::F32, vec![ids.len()], le(entropies, f32::to_le_bytes)),
-        ("prominence", Dtype::F32, vec![ids.len()], le(&prominence, f32::to_le_bytes)),
-        ("coherence", Dtype::F32, vec![ids.len()], le(&prominence, f32::to_le_bytes)),
-        ("patch_starts", Dtype::I32, vec![starts.len()], le(&starts, i32::to_le_bytes)),
-        ("patch_lengths", Dtype::I32, vec![lengths.len()], le(lengths, i32::to_le_bytes)),
+        (
+            "token_ids",
+            Dtype::I32,
+            vec![ids.len()],
+            le(&ids, i32::to_le_bytes),
+        ),
+        (
+            "entropies",
+            Dtype::F32,
+            vec![ids.len()],
+            le(entropies, f32::to_le_bytes),
+        ),
+        (
+            "prominence",
+            Dtype::F32,
+            vec![ids.len()],
+            le(&prominence, f32::to_le_bytes),
+        ),
+        (
+            "coherence",
+            Dtype::F32,
+            vec![ids.len()],
+            le(&prominence, f32::to_le_bytes),
+        ),
+        (
+            "patch_starts",
+            Dtype::I32,
+            vec![starts.len()],
+            le(&starts, i32::to_le_bytes),
+        ),
+        (
+            "patch_lengths",
+            Dtype::I32,
+            vec![lengths.len()],
+            le(lengths, i32::to_le_bytes),
+        ),
         (
             "segments",
             Dtype::I64,
@@ -47,7 +77,12 @@ fn document(key: &str, bytes: &[u8], entropies: &[f32], lengths: &[i32]) -> Vec<
     ];
     let views: Vec<(String, TensorView<'_>)> = data
         .iter()
-        .map(|(n, d, shape, b)| (n.to_string(), TensorView::new(*d, shape.clone(), b).unwrap()))
+        .map(|(n, d, shape, b)| {
+            (
+                n.to_string(),
+                TensorView::new(*d, shape.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let meta: std::collections::HashMap<String, String> = [
         ("format", "blt-patches"),
@@ -153,14 +188,17 @@ fn reproduces_hand_computed_statistics() {
     assert_eq!(h.percentiles.p90, 3.0); // round(7.2) = 7
     assert_eq!(h.percentiles.p95, 4.0); // round(7.6) = 8
     assert_eq!(h.percentiles.p99, 4.0); // round(7.92) = 8
-    // 3 bins of width (4 − 0.25)/3 = 1.25: [0.25, 1.5) [1.5, 2.75) [2.75, 4.0].
+                                        // 3 bins of width (4 − 0.25)/3 = 1.25: [0.25, 1.5) [1.5, 2.75) [2.75, 4.0].
     assert_eq!(h.histogram.bin_width, 1.25);
     assert_eq!(h.histogram.bin_edges, vec![0.25, 1.5, 2.75, 4.0]);
     assert_eq!(h.histogram.counts, vec![4, 3, 2]);
 
     // Patch lengths 1 1 3 | 1 1 2.
     assert_eq!(stats.patches, 6);
-    assert_eq!(stats.patch_lengths.counts, BTreeMap::from([(1, 4), (2, 1), (3, 1)]));
+    assert_eq!(
+        stats.patch_lengths.counts,
+        BTreeMap::from([(1, 4), (2, 1), (3, 1)])
+    );
     assert_eq!(stats.patch_lengths.mean, 1.5);
     assert_eq!(stats.patch_lengths.percentiles["p50"], 1.0); // sorted 1 1 1 1 2 3, index 3
     assert_eq!(stats.patch_lengths.percentiles["p90"], 3.0); // round(4.5) = 5
@@ -178,7 +216,9 @@ fn reproduces_hand_computed_statistics() {
     // Errors: the corrupt file, and the failure run.json records.
     assert_eq!(stats.documents, 2);
     assert_eq!(stats.errors.unreadable.len(), 1);
-    assert!(stats.errors.unreadable[0].path.ends_with("broken.safetensors"));
+    assert!(stats.errors.unreadable[0]
+        .path
+        .ends_with("broken.safetensors"));
     assert_eq!(stats.errors.ingest_failed, 1);
     assert_eq!(stats.errors.ingest_failures[0]["key"], "c");
 
