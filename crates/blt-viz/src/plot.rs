@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use crate::html::{escape, num};
 
-const LEFT: f64 = 48.0;
+const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 40.0;
