@@ -66,6 +66,25 @@ pub enum Command {
         patch` and `blt ingest` use by default). Only the facebook/blt-entropy layout\n\
         (config.json + model.safetensors) can take the threshold; --dry-run works on any.")]
     Calibrate(CalibrateArgs),
+    /// Draw one document's entropies and patches as a self-contained HTML report (and a PNG).
+    #[command(after_help = "Examples:\n  \
+        blt viz --text 'The Byte Latent Transformer' --output report.html\n  \
+        blt viz --file notes.txt --output report.html --png plot.png\n  \
+        blt viz out/notes_txt-1a2b3c4d5e6f7a8b.safetensors --output report.html")]
+    Viz(crate::viz::VizArgs),
+    /// Corpus statistics of an ingest output folder: entropy percentiles and histogram, patch
+    /// lengths, bytes per modality, document sizes and errors, as JSON and an HTML page.
+    #[command(after_help = "Examples:\n  \
+        blt stats out/\n  \
+        blt stats out/ --json --batch-stats\n  \
+        blt stats out/ --html stats.html --histogram-output entropy_histogram.json --bins 50")]
+    Stats(crate::stats::StatsArgs),
+    /// Water-fill the patches of an ingest output onto hypersphere shells by prominence
+    /// (see `blt_viz::sphere` for the exact definition).
+    #[command(after_help = "Examples:\n  \
+        blt sphere out/\n  \
+        blt sphere out/ --shells 128 --capacity-exponent 1.5 --entropy-weighted --npz")]
+    Sphere(crate::sphere::SphereArgs),
 }
 
 /// Where the model comes from and how it runs.

@@ -1,7 +1,7 @@
 //! `blt`: entropy patching of raw bytes with Meta's Byte Latent Transformer entropy model.
 //!
 //! This binary parses arguments, picks the backend and prints; the work is done by the library
-//! crates (`blt-pipeline`, `blt-model`, `blt-patcher`, `blt-tokenizer`, `blt-hub`).
+//! crates (`blt-pipeline`, `blt-model`, `blt-patcher`, `blt-tokenizer`, `blt-hub`, `blt-viz`).
 
 mod args;
 mod calibrate;
@@ -11,7 +11,10 @@ mod ingest;
 mod inspect;
 mod inspect_model;
 mod patch;
+mod sphere;
+mod stats;
 mod train;
+mod viz;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,6 +34,9 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Viz(args) => viz::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Sphere(args) => sphere::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
