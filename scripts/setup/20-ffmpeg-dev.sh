@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what `blt-pretokenize`'s `video` feature needs to build: the FFmpeg development
-# packages (libavcodec/libavformat/libavutil/libswscale/libswresample -dev), pkg-config to find
+# packages (libavcodec/libavformat/libavutil/libswscale -dev), pkg-config to find
 # them, and clang/libclang for ffmpeg-sys-next's bindgen. Idempotent and non-interactive.
 set -euo pipefail
 
-packages=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+packages=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
           pkg-config clang libclang-dev)
 
 missing=()
