@@ -146,9 +146,12 @@ fn decode_audio(document: &[u8], max_samples: u64) -> Result<DecodedAudio, Preto
         )
         .map_err(|e| decode_error("audio", e))?;
     let container = format.format_info().short_name;
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| decode_error("audio", format!("no audio track in the {container} container")))?;
+    let track = format.default_track(TrackType::Audio).ok_or_else(|| {
+        decode_error(
+            "audio",
+            format!("no audio track in the {container} container"),
+        )
+    })?;
     let track_id = track.id;
     let params = track
         .codec_params
@@ -294,9 +297,11 @@ pub(crate) fn resample(
         reason: format!("resampling {from} Hz to {to} Hz: {e}"),
     };
     let frames = samples.len() / channels;
-    let input = InterleavedSlice::new(samples, channels, frames).map_err(|e| failed(e.to_string()))?;
-    let mut resampler = Fft::<f32>::new(from as usize, to as usize, 1024, channels, FixedSync::Input)
-        .map_err(|e| failed(e.to_string()))?;
+    let input =
+        InterleavedSlice::new(samples, channels, frames).map_err(|e| failed(e.to_string()))?;
+    let mut resampler =
+        Fft::<f32>::new(from as usize, to as usize, 1024, channels, FixedSync::Input)
+            .map_err(|e| failed(e.to_string()))?;
     let output = resampler
         .process_all(&input, frames, None)
         .map_err(|e| failed(e.to_string()))?;
@@ -360,8 +365,14 @@ pub(crate) fn frame_segments(
         metadata.insert("frame".into(), json!(index));
         metadata.insert("start_sample".into(), json!(start));
         metadata.insert("num_samples".into(), json!(len));
-        metadata.insert("start_ms".into(), json!(start as f64 * 1000.0 / f64::from(rate)));
-        metadata.insert("duration_ms".into(), json!(len as f64 * 1000.0 / f64::from(rate)));
+        metadata.insert(
+            "start_ms".into(),
+            json!(start as f64 * 1000.0 / f64::from(rate)),
+        );
+        metadata.insert(
+            "duration_ms".into(),
+            json!(len as f64 * 1000.0 / f64::from(rate)),
+        );
         segments.push(Segment {
             modality,
             label: format!("{label_prefix}frame {index}"),
@@ -430,15 +441,28 @@ mod tests {
         };
         // 8 kHz stereo, 25 ms: frames of 80 samples → 80, 80, 40.
         let samples: Vec<f32> = (0..200 * 2).map(|i| (i as f32 / 400.0) - 0.5).collect();
-        let segs = frame_segments(decoded(samples.clone(), 8000, 2), &options, 0..7, "id", Modality::Audio, "")
-            .unwrap();
+        let segs = frame_segments(
+            decoded(samples.clone(), 8000, 2),
+            &options,
+            0..7,
+            "id",
+            Modality::Audio,
+            "",
+        )
+        .unwrap();
         let lens: Vec<u64> = segs
             .iter()
             .map(|s| s.metadata["num_samples"].as_u64().unwrap())
             .collect();
         assert_eq!(lens, vec![80, 80, 40]);
-        let pcm: Vec<u8> = segs.iter().flat_map(|s| s.decoded.clone().unwrap()).collect();
-        let expected: Vec<u8> = samples.iter().flat_map(|&s| to_s16(s).to_le_bytes()).collect();
+        let pcm: Vec<u8> = segs
+            .iter()
+            .flat_map(|s| s.decoded.clone().unwrap())
+            .collect();
+        let expected: Vec<u8> = samples
+            .iter()
+            .flat_map(|&s| to_s16(s).to_le_bytes())
+            .collect();
         assert_eq!(pcm, expected);
         assert!(segs.iter().all(|s| s.byte_range == (0..7)));
     }
@@ -471,7 +495,11 @@ mod tests {
 
     #[test]
     fn invalid_options_are_refused() {
-        assert!(AudioSegmenter::new(AudioOptions { frame_ms: 0, ..Default::default() }).is_err());
+        assert!(AudioSegmenter::new(AudioOptions {
+            frame_ms: 0,
+            ..Default::default()
+        })
+        .is_err());
         assert!(AudioSegmenter::new(AudioOptions {
             target_sample_rate: Some(0),
             ..Default::default()

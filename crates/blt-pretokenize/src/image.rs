@@ -229,7 +229,8 @@ pub(crate) fn fit_within(width: u32, height: u32, max_side: Option<u32>) -> (u32
         return (width, height);
     }
     let scale = |side: u32| -> u32 {
-        let scaled = (u64::from(side) * u64::from(max_side) + u64::from(longer) / 2) / u64::from(longer);
+        let scaled =
+            (u64::from(side) * u64::from(max_side) + u64::from(longer) / 2) / u64::from(longer);
         (scaled as u32).max(1)
     };
     (scale(width), scale(height))
@@ -269,7 +270,10 @@ impl Segmenter for ImageSegmenter {
         let pixels = u64::from(width) * u64::from(height);
         if pixels > opts.max_decoded_pixels {
             return Err(PretokenizeError::LimitExceeded {
-                what: format!("decoded pixels of a {width}x{height} {}", format_name(format)),
+                what: format!(
+                    "decoded pixels of a {width}x{height} {}",
+                    format_name(format)
+                ),
                 limit: opts.max_decoded_pixels,
                 actual: pixels,
             });
@@ -383,14 +387,30 @@ mod tests {
     #[test]
     fn invalid_options_are_refused() {
         for options in [
-            ImageOptions { patch_size: Some(0), ..Default::default() },
-            ImageOptions { patch_stride: Some(17), ..Default::default() },
-            ImageOptions { max_side: Some(0), ..Default::default() },
-            ImageOptions { patch_size: None, patch_stride: Some(4), ..Default::default() },
+            ImageOptions {
+                patch_size: Some(0),
+                ..Default::default()
+            },
+            ImageOptions {
+                patch_stride: Some(17),
+                ..Default::default()
+            },
+            ImageOptions {
+                max_side: Some(0),
+                ..Default::default()
+            },
+            ImageOptions {
+                patch_size: None,
+                patch_stride: Some(4),
+                ..Default::default()
+            },
         ] {
             assert!(matches!(
                 ImageSegmenter::new(options),
-                Err(PretokenizeError::InvalidOptions { segmenter: "image", .. })
+                Err(PretokenizeError::InvalidOptions {
+                    segmenter: "image",
+                    ..
+                })
             ));
         }
     }

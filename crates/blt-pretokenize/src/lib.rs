@@ -7,9 +7,9 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 pub mod audio;
+pub mod image;
 #[cfg(feature = "video")]
 pub mod video;
-pub mod image;
 
 pub use audio::{AudioOptions, AudioSegmenter};
 pub use image::{ImageColor, ImageOptions, ImageSegmenter};
@@ -166,7 +166,10 @@ mod tests {
             assert_eq!(covered, doc.len() as u64);
             assert_eq!(segs[0].bytes(doc), doc);
         }
-        assert_eq!(WholeDocument.segment(b"\xff").unwrap()[0].modality, Modality::Binary);
+        assert_eq!(
+            WholeDocument.segment(b"\xff").unwrap()[0].modality,
+            Modality::Binary
+        );
         assert_eq!(
             WholeDocument.segment("é".as_bytes()).unwrap()[0].modality,
             Modality::Text

@@ -39,12 +39,12 @@
 use std::io::Write;
 use std::sync::Once;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::sample::Type as SampleLayout;
 use ffmpeg::format::{Pixel, Sample};
 use ffmpeg::media::Type as MediaType;
 use ffmpeg::software::scaling::{context::Context as Scaler, flag::Flags};
 use ffmpeg::util::frame::{audio::Audio as AudioFrame, video::Video as VideoFrame};
+use ffmpeg_next as ffmpeg;
 use serde_json::json;
 
 use crate::audio::{frame_segments, AudioOptions, DecodedAudio};
@@ -176,7 +176,11 @@ impl FrameSampler {
             // Keep the first frame, then the first frame at or after each later multiple of the
             // interval (measured from the first frame). Jumps are computed, not looped over, so a
             // hostile timestamp cannot make this spin.
-            let now = if time_s.is_finite() { time_s } else { index as f64 };
+            let now = if time_s.is_finite() {
+                time_s
+            } else {
+                index as f64
+            };
             match self.next_time_s {
                 Some(next) if now + 1e-9 < next => return Ok(()),
                 Some(next) => {
@@ -254,7 +258,9 @@ fn append_audio(frame: &AudioFrame, out: &mut Vec<f32>) -> Result<(), Pretokeniz
         match (format, b.len()) {
             (Sample::U8(_), 1) => (f32::from(b[0]) - 128.0) / 128.0,
             (Sample::I16(_), 2) => f32::from(i16::from_ne_bytes([b[0], b[1]])) / 32_768.0,
-            (Sample::I32(_), 4) => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0,
+            (Sample::I32(_), 4) => {
+                i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0
+            }
             (Sample::F32(_), 4) => f32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
             (Sample::I64(_), 8) => {
                 i64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
@@ -309,8 +315,17 @@ impl Segmenter for VideoSegmenter {
 
         let video_stream = input.streams().best(MediaType::Video).map(|s| {
             let rate = s.avg_frame_rate();
-            let frame_rate = if rate.denominator() != 0 { f64::from(rate) } else { 0.0 };
-            (s.index(), f64::from(s.time_base()), frame_rate, s.parameters())
+            let frame_rate = if rate.denominator() != 0 {
+                f64::from(rate)
+            } else {
+                0.0
+            };
+            (
+                s.index(),
+                f64::from(s.time_base()),
+                frame_rate,
+                s.parameters(),
+            )
         });
         let audio_stream = if opts.include_audio {
             input
@@ -321,7 +336,9 @@ impl Segmenter for VideoSegmenter {
             None
         };
         if video_stream.is_none() && audio_stream.is_none() {
-            return Err(decode_error(format!("no video or audio stream in the {container} container")));
+            return Err(decode_error(format!(
+                "no video or audio stream in the {container} container"
+            )));
         }
 
         let mut video = match video_stream {
@@ -364,7 +381,13 @@ impl Segmenter for VideoSegmenter {
                 {
                     Ok(decoder) => {
                         let codec = decoder.id().name().to_string();
-                        Some((index, decoder, Vec::<f32>::new(), None::<(u32, usize)>, codec))
+                        Some((
+                            index,
+                            decoder,
+                            Vec::<f32>::new(),
+                            None::<(u32, usize)>,
+                            codec,
+                        ))
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "no decoder for the audio track; video frames only");
@@ -380,18 +403,25 @@ impl Segmenter for VideoSegmenter {
         let mut audio_frame = AudioFrame::empty();
         let max_samples = opts.audio.max_decoded_samples;
         // Drains decoded frames; `flush` after the end of the stream.
-        let drain_video = |v: &mut Option<(usize, ffmpeg::decoder::Video, FrameSampler, String)>,
-                               frame: &mut VideoFrame|
-         -> Result<(), PretokenizeError> {
-            if let Some((_, decoder, sampler, _)) = v.as_mut() {
-                while decoder.receive_frame(frame).is_ok() {
-                    sampler.take(frame)?;
+        let drain_video =
+            |v: &mut Option<(usize, ffmpeg::decoder::Video, FrameSampler, String)>,
+             frame: &mut VideoFrame|
+             -> Result<(), PretokenizeError> {
+                if let Some((_, decoder, sampler, _)) = v.as_mut() {
+                    while decoder.receive_frame(frame).is_ok() {
+                        sampler.take(frame)?;
+                    }
                 }
-            }
-            Ok(())
-        };
+                Ok(())
+            };
         #[allow(clippy::type_complexity)]
-        let drain_audio = |a: &mut Option<(usize, ffmpeg::decoder::Audio, Vec<f32>, Option<(u32, usize)>, String)>,
+        let drain_audio = |a: &mut Option<(
+            usize,
+            ffmpeg::decoder::Audio,
+            Vec<f32>,
+            Option<(u32, usize)>,
+            String,
+        )>,
                            frame: &mut AudioFrame|
          -> Result<(), PretokenizeError> {
             if let Some((_, decoder, samples, spec, _)) = a.as_mut() {
@@ -400,7 +430,11 @@ impl Segmenter for VideoSegmenter {
                     match spec {
                         None => *spec = Some(this),
                         Some(first) if *first != this => {
-                            tracing::warn!(?first, ?this, "audio format changed mid-stream; frame dropped");
+                            tracing::warn!(
+                                ?first,
+                                ?this,
+                                "audio format changed mid-stream; frame dropped"
+                            );
                             continue;
                         }
                         Some(_) => {}

@@ -5,7 +5,9 @@
 
 mod media_support;
 
-use blt_pretokenize::{AudioOptions, AudioSegmenter, Modality, PretokenizeError, Segment, Segmenter};
+use blt_pretokenize::{
+    AudioOptions, AudioSegmenter, Modality, PretokenizeError, Segment, Segmenter,
+};
 use media_support::{
     damaged_versions, ffmpeg_decode, system_file, transcode, within, CHIME_OGA, SPEECH_WAV,
 };
@@ -20,7 +22,9 @@ fn native() -> AudioOptions {
 }
 
 fn segment(options: AudioOptions, bytes: &[u8]) -> Result<Vec<Segment>, PretokenizeError> {
-    AudioSegmenter::new(options).expect("valid options").segment(bytes)
+    AudioSegmenter::new(options)
+        .expect("valid options")
+        .segment(bytes)
 }
 
 fn meta_u64(seg: &Segment, key: &str) -> u64 {
@@ -65,7 +69,11 @@ fn wav_and_flac_samples_equal_ffmpegs_decoding_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let wav = system_file(SPEECH_WAV);
     let flac = transcode(dir.path(), SPEECH_WAV, "speech.flac", &[]);
-    let reference = ffmpeg_decode(dir.path(), SPEECH_WAV, &["-f", "s16le", "-c:a", "pcm_s16le"]);
+    let reference = ffmpeg_decode(
+        dir.path(),
+        SPEECH_WAV,
+        &["-f", "s16le", "-c:a", "pcm_s16le"],
+    );
     for (name, bytes) in [("wav", &wav), ("flac", &flac)] {
         let segs = segment(native(), bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(segs[0].metadata["partial"], false, "{name}");
@@ -86,10 +94,37 @@ fn lossy_formats_decode_to_the_same_sound() {
         &["-f", "s16le", "-c:a", "pcm_s16le", "-ac", "1"],
     ));
     let files = [
-        ("mp3", transcode(dir.path(), SPEECH_WAV, "speech.mp3", &["-c:a", "libmp3lame", "-b:a", "128k"])),
-        ("aac", transcode(dir.path(), SPEECH_WAV, "speech.aac", &["-c:a", "aac", "-b:a", "128k"])),
-        ("m4a", transcode(dir.path(), SPEECH_WAV, "speech.m4a", &["-c:a", "aac", "-b:a", "128k"])),
-        ("ogg", transcode(dir.path(), SPEECH_WAV, "speech.ogg", &["-c:a", "libvorbis"])),
+        (
+            "mp3",
+            transcode(
+                dir.path(),
+                SPEECH_WAV,
+                "speech.mp3",
+                &["-c:a", "libmp3lame", "-b:a", "128k"],
+            ),
+        ),
+        (
+            "aac",
+            transcode(
+                dir.path(),
+                SPEECH_WAV,
+                "speech.aac",
+                &["-c:a", "aac", "-b:a", "128k"],
+            ),
+        ),
+        (
+            "m4a",
+            transcode(
+                dir.path(),
+                SPEECH_WAV,
+                "speech.m4a",
+                &["-c:a", "aac", "-b:a", "128k"],
+            ),
+        ),
+        (
+            "ogg",
+            transcode(dir.path(), SPEECH_WAV, "speech.ogg", &["-c:a", "libvorbis"]),
+        ),
     ];
     for (name, bytes) in &files {
         let options = AudioOptions {
@@ -100,7 +135,12 @@ fn lossy_formats_decode_to_the_same_sound() {
         let samples = as_i16(&concatenated_pcm(&segs));
         // Encoder delay and padding differ by at most a few codec frames.
         let diff = samples.len().abs_diff(reference.len());
-        assert!(diff <= 4096, "{name}: {} samples vs {}", samples.len(), reference.len());
+        assert!(
+            diff <= 4096,
+            "{name}: {} samples vs {}",
+            samples.len(),
+            reference.len()
+        );
         let (a, b) = (rms(&samples), rms(&reference));
         assert!((a - b).abs() / b < 0.1, "{name}: rms {a} vs {b}");
         assert!(b > 100.0, "the reference is not silence");
@@ -120,7 +160,11 @@ fn real_ogg_vorbis_chime_defaults_to_16k_mono_one_second_frames() {
     let source_rate = meta_u64(first, "source_sample_rate");
     let total = meta_u64(first, "total_samples");
     // ffmpeg's count of the file's samples at its own rate, rescaled to 16 kHz.
-    let native = ffmpeg_decode(dir.path(), CHIME_OGA, &["-f", "s16le", "-c:a", "pcm_s16le", "-ac", "1"]);
+    let native = ffmpeg_decode(
+        dir.path(),
+        CHIME_OGA,
+        &["-f", "s16le", "-c:a", "pcm_s16le", "-ac", "1"],
+    );
     let expected = (native.len() as u64 / 2 * 16_000).div_ceil(source_rate);
     assert!(total.abs_diff(expected) <= 2, "{total} vs {expected}");
     // Frames of 16 000 samples, the last one partial and kept.
@@ -129,7 +173,10 @@ fn real_ogg_vorbis_chime_defaults_to_16k_mono_one_second_frames() {
     for seg in &segs[..segs.len() - 1] {
         assert_eq!(meta_u64(seg, "num_samples"), 16_000);
     }
-    assert_eq!(meta_u64(segs.last().unwrap(), "num_samples"), total - (frames - 1) * 16_000);
+    assert_eq!(
+        meta_u64(segs.last().unwrap(), "num_samples"),
+        total - (frames - 1) * 16_000
+    );
     concatenated_pcm(&segs);
 }
 
@@ -147,7 +194,11 @@ fn partial_last_frame_is_kept_at_any_frame_length() {
         .unwrap();
         let total = meta_u64(&segs[0], "total_samples");
         let frame_len = (16 * u64::from(frame_ms)).max(1);
-        assert_eq!(segs.len() as u64, total.div_ceil(frame_len), "frame_ms {frame_ms}");
+        assert_eq!(
+            segs.len() as u64,
+            total.div_ceil(frame_len),
+            "frame_ms {frame_ms}"
+        );
         concatenated_pcm(&segs);
     }
 }
@@ -181,7 +232,10 @@ fn the_decoded_sample_limit_is_a_typed_error() {
         &wav,
     )
     .unwrap_err();
-    assert!(matches!(err, PretokenizeError::LimitExceeded { limit: 10_000, .. }), "{err}");
+    assert!(
+        matches!(err, PretokenizeError::LimitExceeded { limit: 10_000, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -192,7 +246,10 @@ fn a_wav_cut_in_half_gives_the_first_half() {
     let segs = segment(native(), half).unwrap();
     let pcm = concatenated_pcm(&segs);
     assert!(pcm.len() > full.len() / 3 && pcm.len() < full.len());
-    assert!(full.starts_with(&pcm), "the decoded half is a prefix of the whole");
+    assert!(
+        full.starts_with(&pcm),
+        "the decoded half is a prefix of the whole"
+    );
 }
 
 #[test]
@@ -201,9 +258,18 @@ fn damaged_audio_gives_a_typed_error_or_a_partial_result_never_a_panic() {
     let files = vec![
         ("wav", system_file(SPEECH_WAV)),
         ("ogg", system_file(CHIME_OGA)),
-        ("mp3", transcode(dir.path(), SPEECH_WAV, "s.mp3", &["-c:a", "libmp3lame"])),
-        ("aac", transcode(dir.path(), SPEECH_WAV, "s.aac", &["-c:a", "aac"])),
-        ("m4a", transcode(dir.path(), SPEECH_WAV, "s.m4a", &["-c:a", "aac"])),
+        (
+            "mp3",
+            transcode(dir.path(), SPEECH_WAV, "s.mp3", &["-c:a", "libmp3lame"]),
+        ),
+        (
+            "aac",
+            transcode(dir.path(), SPEECH_WAV, "s.aac", &["-c:a", "aac"]),
+        ),
+        (
+            "m4a",
+            transcode(dir.path(), SPEECH_WAV, "s.m4a", &["-c:a", "aac"]),
+        ),
         ("flac", transcode(dir.path(), SPEECH_WAV, "s.flac", &[])),
     ];
     let mut partial = 0;
@@ -224,7 +290,10 @@ fn damaged_audio_gives_a_typed_error_or_a_partial_result_never_a_panic() {
         }
     }
     // Cut-in-half files of every format still give their first half.
-    assert!(partial >= 6, "{partial} damaged files gave a partial result");
+    assert!(
+        partial >= 6,
+        "{partial} damaged files gave a partial result"
+    );
     let err = segment(AudioOptions::default(), b"not audio at all, just text").unwrap_err();
     assert!(matches!(err, PretokenizeError::Decode { .. }), "{err}");
 }

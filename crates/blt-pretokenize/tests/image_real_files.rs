@@ -13,7 +13,9 @@ use blt_pretokenize::{
 use media_support::{damaged_versions, ffmpeg_decode, system_file, transcode, within, ICON_PNG};
 
 fn segment(options: ImageOptions, bytes: &[u8]) -> Result<Vec<Segment>, PretokenizeError> {
-    ImageSegmenter::new(options).expect("valid options").segment(bytes)
+    ImageSegmenter::new(options)
+        .expect("valid options")
+        .segment(bytes)
 }
 
 fn meta_u64(seg: &Segment, key: &str) -> u64 {
@@ -55,7 +57,11 @@ fn reassemble(segments: &[Segment], channels: usize) -> (u64, u64, Vec<u8>) {
 fn png_pixels_equal_ffmpegs_decoding() {
     let dir = tempfile::tempdir().unwrap();
     let png = system_file(ICON_PNG);
-    let reference = ffmpeg_decode(dir.path(), ICON_PNG, &["-f", "rawvideo", "-pix_fmt", "rgba"]);
+    let reference = ffmpeg_decode(
+        dir.path(),
+        ICON_PNG,
+        &["-f", "rawvideo", "-pix_fmt", "rgba"],
+    );
     let whole = segment(
         ImageOptions {
             max_side: None,
@@ -70,7 +76,10 @@ fn png_pixels_equal_ffmpegs_decoding() {
     assert_eq!(whole[0].metadata["representation"], "rgba8");
     assert_eq!(meta_u64(&whole[0], "image_width"), 512);
     assert_eq!(meta_u64(&whole[0], "image_height"), 512);
-    assert!(whole[0].decoded.as_deref() == Some(&reference[..]), "pixels differ from ffmpeg's");
+    assert!(
+        whole[0].decoded.as_deref() == Some(&reference[..]),
+        "pixels differ from ffmpeg's"
+    );
 }
 
 #[test]
@@ -79,9 +88,15 @@ fn every_format_decodes_and_patches_account_for_every_pixel() {
     let png = system_file(ICON_PNG);
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("png", png.clone()),
-        ("jpeg", transcode(dir.path(), ICON_PNG, "icon.jpg", &["-q:v", "3"])),
+        (
+            "jpeg",
+            transcode(dir.path(), ICON_PNG, "icon.jpg", &["-q:v", "3"]),
+        ),
         ("gif", transcode(dir.path(), ICON_PNG, "icon.gif", &[])),
-        ("webp", transcode(dir.path(), ICON_PNG, "icon.webp", &["-c:v", "libwebp"])),
+        (
+            "webp",
+            transcode(dir.path(), ICON_PNG, "icon.webp", &["-c:v", "libwebp"]),
+        ),
         ("bmp", transcode(dir.path(), ICON_PNG, "icon.bmp", &[])),
         ("tiff", transcode(dir.path(), ICON_PNG, "icon.tiff", &[])),
     ];
@@ -93,7 +108,11 @@ fn every_format_decodes_and_patches_account_for_every_pixel() {
         assert_eq!(source_ids.len(), 1, "{format}: one source id");
         for seg in &patches {
             assert_eq!(seg.modality, Modality::Image);
-            assert_eq!(seg.byte_range, 0..bytes.len() as u64, "{format}: whole file");
+            assert_eq!(
+                seg.byte_range,
+                0..bytes.len() as u64,
+                "{format}: whole file"
+            );
             assert_eq!(seg.metadata["representation"], "rgb8");
             assert_eq!(seg.metadata["format"], *format);
             assert_eq!(seg.metadata["resized"], true);
@@ -111,7 +130,10 @@ fn every_format_decodes_and_patches_account_for_every_pixel() {
         )
         .unwrap();
         assert_eq!(whole.len(), 1);
-        assert!(whole[0].decoded.as_deref() == Some(&pixels[..]), "{format}: whole ≠ patches");
+        assert!(
+            whole[0].decoded.as_deref() == Some(&pixels[..]),
+            "{format}: whole ≠ patches"
+        );
         // Not a blank image: the icon has many colours.
         let colours: HashSet<&[u8]> = pixels.chunks(3).collect();
         assert!(colours.len() > 100, "{format}: {} colours", colours.len());
@@ -134,7 +156,10 @@ fn lossless_formats_agree_with_png_pixel_for_pixel() {
         .unwrap();
     for (name, args) in [
         ("icon.tiff", &[][..]),
-        ("icon-lossless.webp", &["-c:v", "libwebp", "-lossless", "1"][..]),
+        (
+            "icon-lossless.webp",
+            &["-c:v", "libwebp", "-lossless", "1"][..],
+        ),
     ] {
         let bytes = transcode(dir.path(), ICON_PNG, name, args);
         let got = segment(options.clone(), &bytes).unwrap()[0]
@@ -231,7 +256,11 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -249,7 +278,11 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
     chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     chunk(&mut png, b"IEND", &[]);
     png
 }
@@ -258,9 +291,16 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
 fn decompression_bombs_are_refused_from_the_header() {
     // 100 000 × 100 000 pixels (30 GB of RGB) claimed by a 60-byte PNG.
     let bomb = png_claiming(100_000, 100_000);
-    let err = within(10, "png bomb", move || segment(ImageOptions::default(), &bomb)).unwrap_err();
+    let err = within(10, "png bomb", move || {
+        segment(ImageOptions::default(), &bomb)
+    })
+    .unwrap_err();
     match err {
-        PretokenizeError::LimitExceeded { limit, actual, what } => {
+        PretokenizeError::LimitExceeded {
+            limit,
+            actual,
+            what,
+        } => {
             assert_eq!(actual, 10_000_000_000);
             assert_eq!(limit, blt_pretokenize::image::DEFAULT_MAX_DECODED_PIXELS);
             assert!(what.contains("100000x100000 png"), "{what}");
@@ -270,9 +310,17 @@ fn decompression_bombs_are_refused_from_the_header() {
     // A GIF whose logical screen is 65535 × 65535.
     let mut gif = b"GIF89a".to_vec();
     gif.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00]);
-    gif.extend_from_slice(&[0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]);
-    let err = within(10, "gif bomb", move || segment(ImageOptions::default(), &gif)).unwrap_err();
-    assert!(matches!(err, PretokenizeError::LimitExceeded { .. }), "{err}");
+    gif.extend_from_slice(&[
+        0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
+    ]);
+    let err = within(10, "gif bomb", move || {
+        segment(ImageOptions::default(), &gif)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, PretokenizeError::LimitExceeded { .. }),
+        "{err}"
+    );
     // A small limit refuses the real icon too, naming its size.
     let png = system_file(ICON_PNG);
     let err = segment(
@@ -283,7 +331,10 @@ fn decompression_bombs_are_refused_from_the_header() {
         &png,
     )
     .unwrap_err();
-    assert_eq!(err.to_string(), "decoded pixels of a 512x512 png: 262144 exceeds the limit of 1000");
+    assert_eq!(
+        err.to_string(),
+        "decoded pixels of a 512x512 png: 262144 exceeds the limit of 1000"
+    );
 }
 
 #[test]
@@ -293,7 +344,10 @@ fn damaged_images_give_a_typed_error_or_a_partial_image_never_a_panic() {
         ("png", system_file(ICON_PNG)),
         ("jpeg", transcode(dir.path(), ICON_PNG, "icon.jpg", &[])),
         ("gif", transcode(dir.path(), ICON_PNG, "icon.gif", &[])),
-        ("webp", transcode(dir.path(), ICON_PNG, "icon.webp", &["-c:v", "libwebp"])),
+        (
+            "webp",
+            transcode(dir.path(), ICON_PNG, "icon.webp", &["-c:v", "libwebp"]),
+        ),
         ("bmp", transcode(dir.path(), ICON_PNG, "icon.bmp", &[])),
         ("tiff", transcode(dir.path(), ICON_PNG, "icon.tiff", &[])),
     ];
@@ -310,5 +364,14 @@ fn damaged_images_give_a_typed_error_or_a_partial_image_never_a_panic() {
         }
     }
     let err = segment(ImageOptions::default(), b"not an image at all").unwrap_err();
-    assert!(matches!(err, PretokenizeError::Decode { format: "image", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PretokenizeError::Decode {
+                format: "image",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -19,8 +19,18 @@ use media_support::{damaged_versions, ffmpeg, system_file, within, ICON_PNG, SPE
 fn make_video(dir: &Path, name: &str, codecs: &[&str]) -> Vec<u8> {
     let out = dir.join(name);
     let mut args = vec![
-        "-loop", "1", "-framerate", "10", "-i", ICON_PNG, "-i", SPEECH_WAV, "-t", "2.5",
-        "-vf", "scale=320:240,hue=h=t*120,format=yuv420p",
+        "-loop",
+        "1",
+        "-framerate",
+        "10",
+        "-i",
+        ICON_PNG,
+        "-i",
+        SPEECH_WAV,
+        "-t",
+        "2.5",
+        "-vf",
+        "scale=320:240,hue=h=t*120,format=yuv420p",
     ];
     args.extend_from_slice(codecs);
     args.push(out.to_str().expect("temp paths are UTF-8"));
@@ -29,11 +39,17 @@ fn make_video(dir: &Path, name: &str, codecs: &[&str]) -> Vec<u8> {
 }
 
 fn mp4(dir: &Path) -> Vec<u8> {
-    make_video(dir, "clip.mp4", &["-c:v", "mpeg4", "-q:v", "3", "-c:a", "aac"])
+    make_video(
+        dir,
+        "clip.mp4",
+        &["-c:v", "mpeg4", "-q:v", "3", "-c:a", "aac"],
+    )
 }
 
 fn segment(options: VideoOptions, bytes: &[u8]) -> Result<Vec<Segment>, PretokenizeError> {
-    VideoSegmenter::new(options).expect("valid options").segment(bytes)
+    VideoSegmenter::new(options)
+        .expect("valid options")
+        .segment(bytes)
 }
 
 fn meta_u64(seg: &Segment, key: &str) -> u64 {
@@ -43,10 +59,18 @@ fn meta_u64(seg: &Segment, key: &str) -> u64 {
 }
 
 fn split(segs: &[Segment]) -> (Vec<&Segment>, Vec<&Segment>) {
-    let video: Vec<&Segment> = segs.iter().filter(|s| s.modality == Modality::Video).collect();
-    let audio: Vec<&Segment> = segs.iter().filter(|s| s.modality == Modality::Audio).collect();
+    let video: Vec<&Segment> = segs
+        .iter()
+        .filter(|s| s.modality == Modality::Video)
+        .collect();
+    let audio: Vec<&Segment> = segs
+        .iter()
+        .filter(|s| s.modality == Modality::Audio)
+        .collect();
     // All video frames come first, then the audio frames.
-    assert!(segs[..video.len()].iter().all(|s| s.modality == Modality::Video));
+    assert!(segs[..video.len()]
+        .iter()
+        .all(|s| s.modality == Modality::Video));
     (video, audio)
 }
 
@@ -57,15 +81,27 @@ fn mp4_gives_one_resized_frame_per_second_then_the_audio_track() {
     let segs = segment(VideoOptions::default(), &bytes).unwrap();
     let (video, audio) = split(&segs);
     // 2.5 s at one frame per second: t = 0, 1, 2.
-    let times: Vec<f64> = video.iter().map(|s| s.metadata["time_s"].as_f64().unwrap()).collect();
+    let times: Vec<f64> = video
+        .iter()
+        .map(|s| s.metadata["time_s"].as_f64().unwrap())
+        .collect();
     assert_eq!(times.len(), 3, "{times:?}");
     for (i, t) in times.iter().enumerate() {
         assert!((t - i as f64).abs() < 0.06, "{times:?}");
     }
     for (i, seg) in video.iter().enumerate() {
         assert_eq!(seg.metadata["representation"], "rgb8");
-        assert_eq!((meta_u64(seg, "width"), meta_u64(seg, "height")), (256, 192));
-        assert_eq!((meta_u64(seg, "source_width"), meta_u64(seg, "source_height")), (320, 240));
+        assert_eq!(
+            (meta_u64(seg, "width"), meta_u64(seg, "height")),
+            (256, 192)
+        );
+        assert_eq!(
+            (
+                meta_u64(seg, "source_width"),
+                meta_u64(seg, "source_height")
+            ),
+            (320, 240)
+        );
         assert_eq!(meta_u64(seg, "frame"), i as u64);
         assert_eq!(seg.decoded.as_ref().unwrap().len(), 256 * 192 * 3);
         assert_eq!(seg.byte_range, 0..bytes.len() as u64);
@@ -75,7 +111,9 @@ fn mp4_gives_one_resized_frame_per_second_then_the_audio_track() {
     assert_ne!(video[0].decoded, video[1].decoded);
 
     // The audio track is framed like AudioSegmenter frames the WAV it came from.
-    let wav = AudioSegmenter::default().segment(&system_file(SPEECH_WAV)).unwrap();
+    let wav = AudioSegmenter::default()
+        .segment(&system_file(SPEECH_WAV))
+        .unwrap();
     let wav_total = meta_u64(&wav[0], "total_samples");
     let total = meta_u64(audio[0], "total_samples");
     assert!(total.abs_diff(wav_total) <= 2048, "{total} vs {wav_total}");
@@ -86,9 +124,15 @@ fn mp4_gives_one_resized_frame_per_second_then_the_audio_track() {
     for seg in &audio {
         assert_eq!(meta_u64(seg, "start_sample"), next);
         next += meta_u64(seg, "num_samples");
-        assert_eq!(seg.decoded.as_ref().unwrap().len() as u64, meta_u64(seg, "num_samples") * 2);
+        assert_eq!(
+            seg.decoded.as_ref().unwrap().len() as u64,
+            meta_u64(seg, "num_samples") * 2
+        );
     }
-    assert_eq!(next, total, "audio frames tile the samples, last partial frame kept");
+    assert_eq!(
+        next, total,
+        "audio frames tile the samples, last partial frame kept"
+    );
     let ids: std::collections::HashSet<_> = segs.iter().map(|s| s.source_id.clone()).collect();
     assert_eq!(ids.len(), 1);
 }
@@ -138,7 +182,14 @@ fn an_unresized_frame_matches_ffmpegs_decoding() {
     let ours = segs[0].decoded.as_ref().unwrap();
     let reference_path = dir.path().join("frame0.rgb");
     ffmpeg(&[
-        "-i", clip.to_str().unwrap(), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-i",
+        clip.to_str().unwrap(),
+        "-frames:v",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
         reference_path.to_str().unwrap(),
     ]);
     let reference = std::fs::read(&reference_path).unwrap();
@@ -155,7 +206,11 @@ fn an_unresized_frame_matches_ffmpegs_decoding() {
 #[test]
 fn webm_vp8_vorbis_decodes_and_include_file_bytes_adds_the_raw_view() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = make_video(dir.path(), "clip.webm", &["-c:v", "libvpx", "-b:v", "300k", "-c:a", "libvorbis"]);
+    let bytes = make_video(
+        dir.path(),
+        "clip.webm",
+        &["-c:v", "libvpx", "-b:v", "300k", "-c:a", "libvorbis"],
+    );
     let segs = segment(
         VideoOptions {
             include_file_bytes: true,
@@ -192,7 +247,16 @@ fn damaged_videos_give_a_typed_error_or_a_partial_result_never_a_panic() {
         }
     }
     let err = segment(VideoOptions::default(), b"definitely not a video").unwrap_err();
-    assert!(matches!(err, PretokenizeError::Decode { format: "video", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PretokenizeError::Decode {
+                format: "video",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = segment(
         VideoOptions {
             max_decoded_pixels: 1000,
@@ -201,5 +265,8 @@ fn damaged_videos_give_a_typed_error_or_a_partial_result_never_a_panic() {
         &good,
     )
     .unwrap_err();
-    assert!(matches!(err, PretokenizeError::LimitExceeded { actual: 76_800, .. }), "{err}");
+    assert!(
+        matches!(err, PretokenizeError::LimitExceeded { actual: 76_800, .. }),
+        "{err}"
+    );
 }

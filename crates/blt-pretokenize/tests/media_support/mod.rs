@@ -88,7 +88,11 @@ pub fn damaged_versions(good: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 
 /// Runs `f` on another thread and fails if it takes longer than `secs` (an endless loop) or
 /// panics.
-pub fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn within<T: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
