@@ -49,6 +49,10 @@ use crate::{Modality, PretokenizeError, Segment, Segmenter};
 /// One hour of 48 kHz stereo, in samples (all channels counted).
 pub const DEFAULT_MAX_DECODED_SAMPLES: u64 = 48_000 * 2 * 3600;
 
+/// The highest sample rate accepted (768 kHz, the top "DXD" studio rate). A damaged or hostile
+/// header can claim billions of Hz, which would make the resampler allocate gigabytes.
+pub const MAX_SAMPLE_RATE: u32 = 768_000;
+
 /// Consecutive undecodable packets after which a stream is given up as garbage.
 const MAX_CONSECUTIVE_DECODE_ERRORS: u32 = 64;
 
@@ -90,8 +94,8 @@ impl AudioOptions {
         if self.frame_ms == 0 {
             return Err(invalid("frame_ms must be at least 1"));
         }
-        if self.target_sample_rate == Some(0) {
-            return Err(invalid("target_sample_rate must be at least 1 Hz"));
+        if matches!(self.target_sample_rate, Some(rate) if rate == 0 || rate > MAX_SAMPLE_RATE) {
+            return Err(invalid("target_sample_rate must be from 1 Hz to 768 kHz"));
         }
         Ok(())
     }
@@ -339,6 +343,14 @@ pub(crate) fn frame_segments(
     } else {
         (samples, source_channels)
     };
+    if source_rate == 0 || source_rate > MAX_SAMPLE_RATE {
+        return Err(PretokenizeError::Decode {
+            format: "audio",
+            reason: format!(
+                "implausible sample rate {source_rate} Hz (accepted: 1 to {MAX_SAMPLE_RATE} Hz)"
+            ),
+        });
+    }
     let rate = options.target_sample_rate.unwrap_or(source_rate);
     let samples = resample(&samples, channels, source_rate, rate)?;
     let total_frames = samples.len() / channels;
@@ -490,7 +502,44 @@ mod tests {
                 (out[i] - ideal).abs()
             })
             .fold(0.0, f32::max);
-        assert!(err < 0.01, "max error {err}");
+        // A wrong rate or a whole-sample shift would give errors near the amplitude (0.5); the
+        // anti-aliasing filter's ripple and sub-sample delay stay well under a tenth of it.
+        assert!(err < 0.05, "max error {err}");
+        let rms = (out[4000..12_000].iter().map(|s| s * s).sum::<f32>() / 8000.0).sqrt();
+        assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "rms {rms}");
+    }
+
+    /// A 16-bit mono PCM WAV with `samples` samples of a ramp, claiming `rate` Hz.
+    fn wav(rate: u32, samples: u32) -> Vec<u8> {
+        let data_len = samples * 2;
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&(36 + data_len).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        out.extend_from_slice(&1u16.to_le_bytes()); // mono
+        out.extend_from_slice(&rate.to_le_bytes());
+        out.extend_from_slice(&rate.wrapping_mul(2).to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&16u16.to_le_bytes());
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&data_len.to_le_bytes());
+        for i in 0..samples {
+            out.extend_from_slice(&((i as i16).wrapping_mul(97)).to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn a_wav_claiming_billions_of_hz_is_refused_before_resampling() {
+        // Found by the `audio` fuzz target: 4 294 964 544 Hz made the resampler allocate > 3 GB.
+        let err = AudioSegmenter::default()
+            .segment(&wav(0xFFFF_F540, 1000))
+            .unwrap_err();
+        assert!(err.to_string().contains("implausible sample rate"), "{err}");
+        // The same file at 8 kHz decodes: 1000 samples → 2000 at 16 kHz.
+        let segs = AudioSegmenter::default().segment(&wav(8000, 1000)).unwrap();
+        assert_eq!(segs[0].metadata["total_samples"], 2000);
     }
 
     #[test]
