@@ -157,6 +157,7 @@ struct FrameSampler {
     time_base: f64,
     frame_rate: f64,
     max_side: Option<u32>,
+    max_pixels: u64,
     max_frames: u64,
     decoded: u64,
     scaler: Option<(Scaler, (Pixel, u32, u32))>,
@@ -200,6 +201,15 @@ impl FrameSampler {
         let (w, h, format) = (frame.width(), frame.height(), frame.format());
         if w == 0 || h == 0 {
             return Ok(());
+        }
+        // The stream header was checked before decoding; a frame may still change size.
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels > self.max_pixels {
+            return Err(PretokenizeError::LimitExceeded {
+                what: format!("decoded pixels of a {w}x{h} video frame"),
+                limit: self.max_pixels,
+                actual: pixels,
+            });
         }
         let (out_w, out_h) = fit_within(w, h, self.max_side);
         let key = (format, w, h);
@@ -365,6 +375,7 @@ impl Segmenter for VideoSegmenter {
                     time_base,
                     frame_rate,
                     max_side: opts.max_side,
+                    max_pixels: opts.max_decoded_pixels,
                     max_frames: opts.max_frames,
                     decoded: 0,
                     scaler: None,

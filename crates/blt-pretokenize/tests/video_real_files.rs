@@ -269,4 +269,16 @@ fn damaged_videos_give_a_typed_error_or_a_partial_result_never_a_panic() {
         matches!(err, PretokenizeError::LimitExceeded { actual: 76_800, .. }),
         "{err}"
     );
+    let err = segment(
+        VideoOptions {
+            max_frames: 2,
+            ..Default::default()
+        },
+        &good,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, PretokenizeError::LimitExceeded { limit: 2, actual: 3, .. }),
+        "{err}"
+    );
 }
