@@ -166,7 +166,10 @@ mod tests {
             assert_eq!(covered, doc.len() as u64);
             assert_eq!(segs[0].bytes(doc), doc);
         }
-        assert_eq!(WholeDocument.segment(b"\xff").unwrap()[0].modality, Modality::Binary);
+        assert_eq!(
+            WholeDocument.segment(b"\xff").unwrap()[0].modality,
+            Modality::Binary
+        );
         assert_eq!(
             WholeDocument.segment("é".as_bytes()).unwrap()[0].modality,
             Modality::Text

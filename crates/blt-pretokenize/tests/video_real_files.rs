@@ -278,7 +278,14 @@ fn damaged_videos_give_a_typed_error_or_a_partial_result_never_a_panic() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, PretokenizeError::LimitExceeded { limit: 2, actual: 3, .. }),
+        matches!(
+            err,
+            PretokenizeError::LimitExceeded {
+                limit: 2,
+                actual: 3,
+                ..
+            }
+        ),
         "{err}"
     );
 }
