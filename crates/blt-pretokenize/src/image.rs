@@ -49,7 +49,7 @@ pub const DEFAULT_MAX_DECODED_PIXELS: u64 = 89_478_485;
 /// The pixel layout the decoded image is converted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImageColor {
-    /// 3 bytes per pixel, `R G B` (alpha is composited away by dropping it).
+    /// 3 bytes per pixel, `R G B` (any alpha channel is dropped, not composited).
     #[default]
     Rgb8,
     /// 4 bytes per pixel, `R G B A`.
