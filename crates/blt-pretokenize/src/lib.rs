@@ -6,6 +6,16 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+pub mod audio;
+pub mod image;
+#[cfg(feature = "video")]
+pub mod video;
+
+pub use audio::{AudioOptions, AudioSegmenter};
+pub use image::{ImageColor, ImageOptions, ImageSegmenter};
+#[cfg(feature = "video")]
+pub use video::{VideoOptions, VideoSegmenter};
+
 /// What kind of content a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +112,14 @@ pub enum PretokenizeError {
         limit: u64,
         /// The value the input asked for.
         actual: u64,
+    },
+    /// A segmenter was configured with options that cannot work (a zero patch size, …).
+    #[error("invalid {segmenter} options: {reason}")]
+    InvalidOptions {
+        /// The segmenter (`image`, `audio`, `video`).
+        segmenter: &'static str,
+        /// Which option is wrong and why.
+        reason: String,
     },
 }
 
