@@ -144,7 +144,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {} files could not be read or segmented", args.files.len());
+        anyhow::bail!(
+            "{failed} of {} files could not be read or segmented",
+            args.files.len()
+        );
     }
     Ok(())
 }

@@ -71,16 +71,28 @@ fn labels(out: &Path, prefix: &str) -> Vec<String> {
 
 #[test]
 fn mixed_folder_good_files_written_bad_files_one_error_line_each() {
-    assert!(Path::new(PDF).is_file(), "{PDF} is missing: run scripts/setup/20-pretokenize-test-files.sh");
+    assert!(
+        Path::new(PDF).is_file(),
+        "{PDF} is missing: run scripts/setup/20-pretokenize-test-files.sh"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
     let pdf = std::fs::read(PDF).unwrap();
     let elf = std::fs::read("/bin/true").unwrap();
     let files: Vec<(&str, Vec<u8>)> = vec![
-        ("prose.txt", b"Entropy patching groups bytes.\n\nA second paragraph.\n".to_vec()),
-        ("lib.rs", b"use std::fmt;\n\n/// Doc.\nfn one() -> u8 { 1 }\n\nstruct S;\n".to_vec()),
-        ("tool", b"#!/usr/bin/env python3\nimport sys\n\ndef main():\n    print(sys.argv)\n".to_vec()),
+        (
+            "prose.txt",
+            b"Entropy patching groups bytes.\n\nA second paragraph.\n".to_vec(),
+        ),
+        (
+            "lib.rs",
+            b"use std::fmt;\n\n/// Doc.\nfn one() -> u8 { 1 }\n\nstruct S;\n".to_vec(),
+        ),
+        (
+            "tool",
+            b"#!/usr/bin/env python3\nimport sys\n\ndef main():\n    print(sys.argv)\n".to_vec(),
+        ),
         ("true.bin", elf.clone()),
         ("manual.pdf", pdf.clone()),
         (
@@ -94,7 +106,10 @@ fn mixed_folder_good_files_written_bad_files_one_error_line_each() {
         // broken copies
         ("broken.pdf", pdf[..pdf.len() / 2].to_vec()),
         ("broken-elf", elf[..20].to_vec()),
-        ("broken.zip", b"PK\x03\x04 this is not a zip archive".to_vec()),
+        (
+            "broken.zip",
+            b"PK\x03\x04 this is not a zip archive".to_vec(),
+        ),
     ];
     for (name, bytes) in &files {
         std::fs::write(input.join(name), bytes).unwrap();
@@ -110,6 +125,9 @@ fn mixed_folder_good_files_written_bad_files_one_error_line_each() {
             "out",
             "--pdf-max-pages",
             "3",
+            // the 6.6 MB raw view is tested in blt-pretokenize; through the tiny CPU model here
+            // it would take minutes
+            "--pdf-no-raw-view",
             "--modality-stats",
             "--embeddings",
             "none",
@@ -142,9 +160,9 @@ fn mixed_folder_good_files_written_bad_files_one_error_line_each() {
     // ELF sections and gaps
     let bin = labels(&out, "true_bin-");
     assert!(bin.contains(&"section .text".to_owned()), "{bin:?}");
-    // PDF: raw view + page texts with one same_source hyperedge
+    // PDF: page texts with one same_source hyperedge
     let views = branches(&out, "manual_pdf-");
-    assert_eq!(views[0].0, "raw");
+    assert_eq!(views[0].0, "page 1");
     assert!(views.len() >= 2, "{views:?}");
     let id = views[0].1.clone().unwrap();
     assert!(id.starts_with("sha256:"));
@@ -171,14 +189,26 @@ fn mixed_folder_good_files_written_bad_files_one_error_line_each() {
     let data = std::fs::read(&member).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&data).unwrap();
     let meta = meta.metadata().clone().unwrap();
-    assert!(meta["source_path"].ends_with("in/bundle.zip!/src/m.py"), "{meta:?}");
+    assert!(
+        meta["source_path"].ends_with("in/bundle.zip!/src/m.py"),
+        "{meta:?}"
+    );
     assert_eq!(meta["detected_format"], "code:python");
     // nothing escaped the output folder
     assert!(!tmp.path().join("escape.txt").exists());
     // --modality-stats
-    assert!(stdout.contains("modality\tdocuments\tsegments\tbytes"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("pdf\t1\t1\t")), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("code\t3\t")), "{stdout}");
+    assert!(
+        stdout.contains("modality\tdocuments\tsegments\tbytes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("pdf\t1\t0\t")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("code\t3\t")),
+        "{stdout}"
+    );
     let run_json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["stats"]["formats"]["elf"], 1);
@@ -194,8 +224,19 @@ fn segment_modes_and_forced_modality() {
         let out = format!("out-{mode}");
         let o = run(
             &[
-                "ingest", "--model", &model(), "--file", "a.txt", "--output", &out,
-                "--text-split", "paragraphs", "--segment-mode", mode, "--embeddings", "none",
+                "ingest",
+                "--model",
+                &model(),
+                "--file",
+                "a.txt",
+                "--output",
+                &out,
+                "--text-split",
+                "paragraphs",
+                "--segment-mode",
+                mode,
+                "--embeddings",
+                "none",
             ],
             tmp.path(),
         );
@@ -214,11 +255,23 @@ fn segment_modes_and_forced_modality() {
     };
     let (separate, n) = tokens("separate");
     assert_eq!(n, 3);
-    assert_eq!(separate.iter().filter(|&&i| i == 1).count(), 3, "a BOS per segment");
+    assert_eq!(
+        separate.iter().filter(|&&i| i == 1).count(),
+        3,
+        "a BOS per segment"
+    );
     let (concatenated, n) = tokens("concatenated");
     assert_eq!(n, 3);
-    assert_eq!(concatenated.iter().filter(|&&i| i == 1).count(), 1, "one BOS");
-    assert_eq!(concatenated.iter().filter(|&&i| i == 2).count(), 3, "an EOS per segment");
+    assert_eq!(
+        concatenated.iter().filter(|&&i| i == 1).count(),
+        1,
+        "one BOS"
+    );
+    assert_eq!(
+        concatenated.iter().filter(|&&i| i == 2).count(),
+        3,
+        "an EOS per segment"
+    );
     assert_eq!(concatenated.len(), doc.len() + 4);
 
     // --modality forces the route: an ELF read as text is one text segment

@@ -238,8 +238,7 @@ impl DocumentResult {
                     .filter(|&&id| BltTokenizer::id_to_byte(id).is_some())
                     .count() as u64;
                 let range = &s.segment.byte_range;
-                let is_view =
-                    s.segment.decoded.is_some() || byte_tokens != range.end - range.start;
+                let is_view = s.segment.decoded.is_some() || byte_tokens != range.end - range.start;
                 let base = if is_view { 0 } else { range.start };
                 let mut byte_at = Vec::with_capacity(s.ids.len() + 1);
                 let mut next = base;

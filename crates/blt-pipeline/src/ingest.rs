@@ -359,7 +359,11 @@ fn prepare(
     let mut msgs = Vec::with_capacity(contents.members.len() + contents.skipped.len());
     for skipped in contents.skipped {
         let member = member_ref(&skipped.name, 0);
-        let mut f = failure(&member, "pretokenize", format!("zip member skipped: {}", skipped.reason));
+        let mut f = failure(
+            &member,
+            "pretokenize",
+            format!("zip member skipped: {}", skipped.reason),
+        );
         f.path = origin_path(&doc).map(|p| format!("{p}!/{}", skipped.name));
         msgs.push(Loaded::Failed(f, 0));
     }
@@ -370,7 +374,10 @@ fn prepare(
             continue;
         }
         let source_path = origin_path(&doc).map(|p| format!("{p}!/{}", member.inner_path));
-        let mut detection = pre.detect(&member.bytes, Some(std::path::Path::new(&member.inner_path)));
+        let mut detection = pre.detect(
+            &member.bytes,
+            Some(std::path::Path::new(&member.inner_path)),
+        );
         let out = if detection.modality() == Modality::Container {
             detection.format = blt_pretokenize::Format::Unknown(Modality::Binary);
             Ok(Pretokenized::Segments(vec![Segment {
@@ -507,7 +514,9 @@ fn analyze_documents<B: Backend>(
                 let mut ids = Vec::new();
                 for (i, s) in p.segments.iter().enumerate() {
                     let start = ids.len();
-                    let tokenizer = config.tokenizer.with_bos(i == 0 && config.tokenizer.adds_bos());
+                    let tokenizer = config
+                        .tokenizer
+                        .with_bos(i == 0 && config.tokenizer.adds_bos());
                     tokenizer.encode_into(s.bytes(&p.bytes), &mut ids);
                     doc_spans.push((sequences.len(), start..ids.len()));
                 }

@@ -201,11 +201,13 @@ impl StoredDocument {
                 self.metadata.get("detected_modality"),
                 self.metadata.get("detected_by"),
             ) {
-                (Some(format), Some(modality), Some(by)) => Some(crate::document::DetectionSummary {
-                    format: format.clone(),
-                    modality: modality.clone(),
-                    by: by.clone(),
-                }),
+                (Some(format), Some(modality), Some(by)) => {
+                    Some(crate::document::DetectionSummary {
+                        format: format.clone(),
+                        modality: modality.clone(),
+                        by: by.clone(),
+                    })
+                }
                 _ => None,
             },
         }

@@ -266,7 +266,9 @@ mod tests {
 
     #[test]
     fn garbage_is_a_typed_error() {
-        let e = BinarySegmenter::default().segment(b"not an executable").unwrap_err();
+        let e = BinarySegmenter::default()
+            .segment(b"not an executable")
+            .unwrap_err();
         assert!(matches!(e, PretokenizeError::Decode { .. }), "{e}");
     }
 }

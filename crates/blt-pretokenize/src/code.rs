@@ -122,7 +122,11 @@ fn grammar(language: Language) -> Option<Grammar> {
         },
         Language::Python => Grammar {
             language: tree_sitter_python::LANGUAGE.into(),
-            units: &["function_definition", "class_definition", "decorated_definition"],
+            units: &[
+                "function_definition",
+                "class_definition",
+                "decorated_definition",
+            ],
             containers: &[],
             leading: COMMENTS,
         },
@@ -185,7 +189,12 @@ fn grammar(language: Language) -> Option<Grammar> {
                 "enum_body_declarations",
                 "record_declaration",
             ],
-            leading: &["line_comment", "block_comment", "marker_annotation", "annotation"],
+            leading: &[
+                "line_comment",
+                "block_comment",
+                "marker_annotation",
+                "annotation",
+            ],
         },
         Language::Shell | Language::Other => return None,
     })
@@ -377,7 +386,12 @@ mod tests {
             b"////\n#[x]\n",
         ];
         for src in cases {
-            for lang in [Language::Rust, Language::Python, Language::Cpp, Language::Java] {
+            for lang in [
+                Language::Rust,
+                Language::Python,
+                Language::Cpp,
+                Language::Java,
+            ] {
                 let segs = CodeSegmenter::new(lang, CodeOptions::default())
                     .segment(src)
                     .unwrap();

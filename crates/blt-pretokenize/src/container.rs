@@ -237,15 +237,23 @@ mod tests {
         let c = extract_zip(&bytes, &ContainerLimits::default()).unwrap();
         let paths: Vec<_> = c.members.iter().map(|m| m.inner_path.as_str()).collect();
         // `ok/../fine.txt` stays inside; `/abs/path` is made relative by the zip crate or refused
-        assert!(paths.iter().all(|p| !p.starts_with('/') && !p.split('/').any(|c| c == "..")));
-        assert!(c.skipped.iter().any(|s| s.name == "../../etc/passwd"), "{c:?}");
+        assert!(paths
+            .iter()
+            .all(|p| !p.starts_with('/') && !p.split('/').any(|c| c == "..")));
+        assert!(
+            c.skipped.iter().any(|s| s.name == "../../etc/passwd"),
+            "{c:?}"
+        );
     }
 
     #[test]
     fn limits_on_count_size_total_and_ratio() {
         let deflated = zip::CompressionMethod::Deflated;
         let zeros = vec![0u8; 1 << 20];
-        let bytes = build(&[("bomb.bin", &zeros, deflated), ("small.txt", b"ok", deflated)]);
+        let bytes = build(&[
+            ("bomb.bin", &zeros, deflated),
+            ("small.txt", b"ok", deflated),
+        ]);
         let c = extract_zip(&bytes, &ContainerLimits::default()).unwrap();
         assert_eq!(c.members.len(), 1);
         assert!(c.skipped[0].reason.contains("ratio"), "{c:?}");
@@ -286,7 +294,9 @@ mod tests {
             ));
         }
         let mut corrupt = bytes.clone();
-        let r = extract_zip(&bytes, &ContainerLimits::default()).unwrap().members[0]
+        let r = extract_zip(&bytes, &ContainerLimits::default())
+            .unwrap()
+            .members[0]
             .data_range
             .clone();
         corrupt[r.start as usize..r.end as usize].fill(0xAB);

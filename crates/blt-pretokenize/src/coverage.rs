@@ -87,7 +87,10 @@ pub fn assert_accounts_for_every_byte(
     for (i, s) in segments.iter().enumerate() {
         let r = &s.byte_range;
         if r.start > r.end || r.end > len {
-            return Err(format!("segment {i} ({}) range {r:?} is outside 0..{len}", s.label));
+            return Err(format!(
+                "segment {i} ({}) range {r:?} is outside 0..{len}",
+                s.label
+            ));
         }
         if s.decoded.is_some() {
             decoded.push(r.clone());
@@ -149,7 +152,13 @@ mod tests {
         let doc = [0u8; 20];
         let segs = cover(
             20,
-            vec![part(12..30), part(2..5), part(3..8), part(4..6), part(25..40)],
+            vec![
+                part(12..30),
+                part(2..5),
+                part(3..8),
+                part(4..6),
+                part(25..40),
+            ],
             Modality::Binary,
             "gap",
             &serde_json::json!({}),

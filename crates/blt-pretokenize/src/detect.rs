@@ -546,13 +546,48 @@ mod tests {
     #[test]
     fn shebang_extension_and_fallback() {
         let cases: [(&[u8], Option<&str>, Format, DetectedBy); 8] = [
-            (b"#!/bin/sh\necho hi\n", None, Format::Code(Language::Shell), DetectedBy::Shebang),
-            (b"#!/usr/bin/env -S node --flag\n", None, Format::Code(Language::JavaScript), DetectedBy::Shebang),
-            (b"#!/usr/bin/python3.12\n", Some("tool"), Format::Code(Language::Python), DetectedBy::Shebang),
-            (b"int main(){}", Some("a/b/main.CPP"), Format::Code(Language::Cpp), DetectedBy::Extension),
-            (b"package x", Some("X.java"), Format::Code(Language::Java), DetectedBy::Extension),
-            (b"<svg/>", Some("x.tsx"), Format::Code(Language::Tsx), DetectedBy::Extension),
-            (b"\xff\xfe\x00garbage", None, Format::Text, DetectedBy::Fallback),
+            (
+                b"#!/bin/sh\necho hi\n",
+                None,
+                Format::Code(Language::Shell),
+                DetectedBy::Shebang,
+            ),
+            (
+                b"#!/usr/bin/env -S node --flag\n",
+                None,
+                Format::Code(Language::JavaScript),
+                DetectedBy::Shebang,
+            ),
+            (
+                b"#!/usr/bin/python3.12\n",
+                Some("tool"),
+                Format::Code(Language::Python),
+                DetectedBy::Shebang,
+            ),
+            (
+                b"int main(){}",
+                Some("a/b/main.CPP"),
+                Format::Code(Language::Cpp),
+                DetectedBy::Extension,
+            ),
+            (
+                b"package x",
+                Some("X.java"),
+                Format::Code(Language::Java),
+                DetectedBy::Extension,
+            ),
+            (
+                b"<svg/>",
+                Some("x.tsx"),
+                Format::Code(Language::Tsx),
+                DetectedBy::Extension,
+            ),
+            (
+                b"\xff\xfe\x00garbage",
+                None,
+                Format::Text,
+                DetectedBy::Fallback,
+            ),
             (b"", Some("empty"), Format::Text, DetectedBy::Fallback),
         ];
         for (bytes, name, format, by) in cases {

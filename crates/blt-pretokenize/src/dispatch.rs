@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::{
     detect, extract_zip, BinaryOptions, BinarySegmenter, ContainerContents, ContainerLimits,
-    Detection, Format, Modality, PdfOptions, PdfSegmenter, Result, Segment, Segmenter,
-    TextOptions, TextSegmenter,
+    Detection, Format, Modality, PdfOptions, PdfSegmenter, Result, Segment, Segmenter, TextOptions,
+    TextSegmenter,
 };
 #[cfg(feature = "code")]
 use crate::{CodeOptions, CodeSegmenter};
@@ -89,7 +89,10 @@ impl Pretokenizer {
         let o = &self.options;
         let segments = match (detection.modality(), detection.format) {
             (Modality::Container, _) => {
-                return Ok(Pretokenized::Container(extract_zip(document, &o.container)?));
+                return Ok(Pretokenized::Container(extract_zip(
+                    document,
+                    &o.container,
+                )?));
             }
             (Modality::Text, _) => TextSegmenter::new(o.text).segment(document)?,
             #[cfg(feature = "code")]

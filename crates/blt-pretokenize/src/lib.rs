@@ -20,10 +20,12 @@ use serde::{Deserialize, Serialize};
 pub use binary::{BinaryOptions, BinarySegmenter};
 #[cfg(feature = "code")]
 pub use code::{CodeOptions, CodeSegmenter};
-pub use container::{extract_zip, ContainerContents, ContainerLimits, ContainerMember, SkippedMember};
+pub use container::{
+    extract_zip, ContainerContents, ContainerLimits, ContainerMember, SkippedMember,
+};
 pub use coverage::{assert_accounts_for_every_byte, source_id};
 pub use detect::{detect, DetectedBy, Detection, Format, Language};
-pub use dispatch::{Pretokenized, PretokenizeOptions, Pretokenizer};
+pub use dispatch::{PretokenizeOptions, Pretokenized, Pretokenizer};
 pub use pdf::{PdfOptions, PdfSegmenter};
 pub use text::{TextOptions, TextSegmenter, TextSplit};
 
@@ -209,7 +211,10 @@ mod tests {
             assert_eq!(covered, doc.len() as u64);
             assert_eq!(segs[0].bytes(doc), doc);
         }
-        assert_eq!(WholeDocument.segment(b"\xff").unwrap()[0].modality, Modality::Binary);
+        assert_eq!(
+            WholeDocument.segment(b"\xff").unwrap()[0].modality,
+            Modality::Binary
+        );
         assert_eq!(
             WholeDocument.segment("é".as_bytes()).unwrap()[0].modality,
             Modality::Text

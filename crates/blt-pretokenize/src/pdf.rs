@@ -147,10 +147,7 @@ mod tests {
                     Operation::new("ET", vec![]),
                 ],
             };
-            let content_id = doc.add_object(Stream::new(
-                dictionary! {},
-                content.encode().unwrap(),
-            ));
+            let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
             kids.push(Object::from(doc.add_object(dictionary! {
                 "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
             })));
@@ -182,7 +179,9 @@ mod tests {
         assert!(page1.contains("Hello page one"), "{page1:?}");
         assert_eq!(segs[2].label, "page 2");
         let id = segs[0].source_id.clone().unwrap();
-        assert!(segs.iter().all(|s| s.source_id.as_deref() == Some(id.as_str())));
+        assert!(segs
+            .iter()
+            .all(|s| s.source_id.as_deref() == Some(id.as_str())));
         assert_eq!(id, source_id(&pdf));
     }
 
@@ -192,7 +191,12 @@ mod tests {
         let mut garbage = pdf.clone();
         let mid = garbage.len() / 3;
         garbage[mid..mid + 40].fill(b'#');
-        for case in [&pdf[..pdf.len() / 2], &pdf[..9], &garbage[..], b"%PDF-1.4\n%%EOF"] {
+        for case in [
+            &pdf[..pdf.len() / 2],
+            &pdf[..9],
+            &garbage[..],
+            b"%PDF-1.4\n%%EOF",
+        ] {
             match PdfSegmenter::default().segment(case) {
                 Ok(segs) => assert_accounts_for_every_byte(case, &segs).unwrap(),
                 Err(e) => assert!(matches!(e, PretokenizeError::Decode { .. }), "{e}"),

@@ -232,7 +232,10 @@ mod tests {
 
     #[test]
     fn lines_and_paragraphs() {
-        assert_eq!(split(b"a\nb\n\nc", TextSplit::Lines, None), [&b"a\n"[..], b"b\n", b"\n", b"c"]);
+        assert_eq!(
+            split(b"a\nb\n\nc", TextSplit::Lines, None),
+            [&b"a\n"[..], b"b\n", b"\n", b"c"]
+        );
         assert_eq!(
             split(b"a\nb\n \n  c\n\n", TextSplit::Paragraphs, None),
             [&b"a\nb\n \n"[..], b"  c\n\n"]
@@ -244,7 +247,10 @@ mod tests {
     fn a_cap_does_not_cut_a_character_when_it_can_help_it() {
         let doc = "aé😀b".as_bytes(); // 1 + 2 + 4 + 1 bytes
         let parts = split(doc, TextSplit::Whole, Some(4));
-        assert!(parts.iter().all(|p| std::str::from_utf8(p).is_ok()), "{parts:?}");
+        assert!(
+            parts.iter().all(|p| std::str::from_utf8(p).is_ok()),
+            "{parts:?}"
+        );
         assert_eq!(parts.concat(), doc);
     }
 }

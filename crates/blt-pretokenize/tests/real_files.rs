@@ -105,8 +105,15 @@ fn debian_documentation_pdf() {
     assert_eq!(segs[0].bytes(&bytes), &bytes[..]);
     let pages = segs[0].metadata["page_count"].as_u64().unwrap();
     assert!(pages > 5, "{pages} pages");
-    let texts: Vec<_> = segs.iter().filter(|s| s.label.starts_with("page ")).collect();
-    assert!(texts.len() as u64 > pages / 2, "{} of {pages} pages have text", texts.len());
+    let texts: Vec<_> = segs
+        .iter()
+        .filter(|s| s.label.starts_with("page "))
+        .collect();
+    assert!(
+        texts.len() as u64 > pages / 2,
+        "{} of {pages} pages have text",
+        texts.len()
+    );
     let all: String = texts
         .iter()
         .map(|s| String::from_utf8_lossy(s.decoded.as_deref().unwrap()).into_owned())
@@ -126,7 +133,11 @@ fn python_wheel_container() {
     let d = pre.detect(&bytes, Some(&path));
     assert_eq!(d.modality(), Modality::Container);
     let contents = extract_zip(&bytes, &Default::default()).unwrap();
-    assert!(contents.members.len() > 100, "{} members", contents.members.len());
+    assert!(
+        contents.members.len() > 100,
+        "{} members",
+        contents.members.len()
+    );
     assert!(contents
         .members
         .iter()
@@ -161,7 +172,12 @@ fn system_folders_are_tiled() {
     if let Some(py) = std::fs::read_dir("/usr/lib")
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("python3."))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("python3.")
+        })
     {
         folders.push(py.join("json"));
         folders.push(py.join("email"));
@@ -174,7 +190,9 @@ fn system_folders_are_tiled() {
             .collect();
         files.sort();
         for file in files.into_iter().take(40) {
-            let Ok(bytes) = std::fs::read(&file) else { continue };
+            let Ok(bytes) = std::fs::read(&file) else {
+                continue;
+            };
             match pre.pretokenize(&bytes, Some(&file)) {
                 Ok((d, Pretokenized::Segments(segs))) => {
                     assert_accounts_for_every_byte(&bytes, &segs)
@@ -186,7 +204,10 @@ fn system_folders_are_tiled() {
             }
         }
     }
-    assert!(seen.get("code:python").copied().unwrap_or(0) > 10, "{seen:?}");
+    assert!(
+        seen.get("code:python").copied().unwrap_or(0) > 10,
+        "{seen:?}"
+    );
     assert!(seen.get("code:c").copied().unwrap_or(0) > 10, "{seen:?}");
     assert!(seen.get("elf").copied().unwrap_or(0) > 10, "{seen:?}");
 }

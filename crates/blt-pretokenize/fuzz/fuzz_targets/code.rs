@@ -16,7 +16,9 @@ const LANGUAGES: [Language; 9] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&knob, src)) = data.split_first() else { return };
+    let Some((&knob, src)) = data.split_first() else {
+        return;
+    };
     let language = LANGUAGES[knob as usize % LANGUAGES.len()];
     if let Ok(segs) = CodeSegmenter::new(language, Default::default()).segment(src) {
         assert_accounts_for_every_byte(src, &segs).unwrap();

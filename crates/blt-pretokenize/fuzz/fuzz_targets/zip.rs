@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(m.data_range.start <= m.data_range.end);
             assert!(m.data_range.end <= data.len() as u64);
             assert!(!m.inner_path.starts_with('/'));
-            assert!(!m.inner_path.split('/').any(|part| part == ".." || part.is_empty()));
+            assert!(!m
+                .inner_path
+                .split('/')
+                .any(|part| part == ".." || part.is_empty()));
         }
     }
 });
