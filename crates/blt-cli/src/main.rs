@@ -5,6 +5,7 @@
 
 mod args;
 mod calibrate;
+mod detect;
 mod device;
 mod eval;
 mod ingest;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Patch(args) => patch::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Detect(args) => detect::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::InspectModel(args) => inspect_model::run(args),
         Command::Train(args) => train::run(args),

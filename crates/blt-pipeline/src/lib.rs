@@ -9,13 +9,14 @@ mod model_source;
 pub mod readback;
 
 pub use analyze::{DocumentAnalysis, DocumentAnalyzer};
-pub use document::{DocumentResult, EmbeddingsMode, SegmentResult};
+pub use document::{DetectionSummary, DocumentResult, EmbeddingsMode, SegmentResult};
 pub use evaluate::{
     calibrate_entropies, calibrate_threshold, check_threshold_writable, evaluate,
     mean_patch_length, write_threshold, Calibration, EvalReport,
 };
 pub use ingest::{
-    ingest, DocumentFailure, IngestConfig, IngestObserver, IngestStats, OutputFormat, Quiet,
+    ingest, DocumentFailure, IngestConfig, IngestObserver, IngestStats, ModalityStats,
+    OutputFormat, Quiet, SegmentMode,
 };
 pub use model_source::{LoadedModel, ModelSource, ModelSpec};
 pub use readback::StoredDocument;

@@ -1,8 +1,19 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod binary;
+#[cfg(feature = "code")]
+mod code;
+mod container;
+mod coverage;
+mod detect;
+mod dispatch;
+mod pdf;
+mod text;
+
 use std::fmt;
 use std::ops::Range;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +26,17 @@ pub use audio::{AudioOptions, AudioSegmenter};
 pub use image::{ImageColor, ImageOptions, ImageSegmenter};
 #[cfg(feature = "video")]
 pub use video::{VideoOptions, VideoSegmenter};
+pub use binary::{BinaryOptions, BinarySegmenter};
+#[cfg(feature = "code")]
+pub use code::{CodeOptions, CodeSegmenter};
+pub use container::{
+    extract_zip, ContainerContents, ContainerLimits, ContainerMember, SkippedMember,
+};
+pub use coverage::{assert_accounts_for_every_byte, source_id};
+pub use detect::{detect, DetectedBy, Detection, Format, Language};
+pub use dispatch::{PretokenizeOptions, Pretokenized, Pretokenizer};
+pub use pdf::{PdfOptions, PdfSegmenter};
+pub use text::{TextOptions, TextSegmenter, TextSplit};
 
 /// What kind of content a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,8 +54,10 @@ pub enum Modality {
     Video,
     /// A PDF page's text or the PDF's bytes.
     Pdf,
-    /// Anything else: bytes are bytes.
+    /// Anything else: bytes are bytes (executables, unknown formats).
     Binary,
+    /// An archive whose members are documents of their own (ZIP, JAR, DOCX, …).
+    Container,
 }
 
 impl Modality {
@@ -47,7 +71,31 @@ impl Modality {
             Self::Video => "video",
             Self::Pdf => "pdf",
             Self::Binary => "binary",
+            Self::Container => "container",
         }
+    }
+
+    /// Every modality, in a fixed order.
+    pub const ALL: [Modality; 8] = [
+        Self::Text,
+        Self::Code,
+        Self::Image,
+        Self::Audio,
+        Self::Video,
+        Self::Pdf,
+        Self::Binary,
+        Self::Container,
+    ];
+}
+
+impl FromStr for Modality {
+    type Err = PretokenizeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| PretokenizeError::UnknownModality(s.to_owned()))
     }
 }
 
@@ -121,7 +169,21 @@ pub enum PretokenizeError {
         /// Which option is wrong and why.
         reason: String,
     },
+    /// A `--modality` name that is not one of [`Modality::ALL`].
+    #[error("unknown modality {0:?} (expected one of text, code, image, audio, video, pdf, binary, container)")]
+    UnknownModality(String),
+    /// A code parser could not be set up or gave no tree.
+    #[error("cannot parse {language} code: {reason}")]
+    Parse {
+        /// The language.
+        language: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
+
+/// Result of this crate's fallible functions.
+pub type Result<T, E = PretokenizeError> = std::result::Result<T, E>;
 
 /// Splits a document into segments.
 pub trait Segmenter {
