@@ -11,6 +11,9 @@ use crate::{
 };
 #[cfg(feature = "code")]
 use crate::{CodeOptions, CodeSegmenter};
+use crate::{AudioOptions, AudioSegmenter, ImageOptions, ImageSegmenter};
+#[cfg(feature = "video")]
+use crate::{VideoOptions, VideoSegmenter};
 
 /// Every knob of every pre-tokenizer, plus the modality override.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +31,13 @@ pub struct PretokenizeOptions {
     pub binary: BinaryOptions,
     /// ZIP containers.
     pub container: ContainerLimits,
+    /// Images: decoding, resizing, raster patches.
+    pub image: ImageOptions,
+    /// Audio: decoding, resampling, frames.
+    pub audio: AudioOptions,
+    /// Video frames and audio tracks (feature `video`).
+    #[cfg(feature = "video")]
+    pub video: VideoOptions,
 }
 
 /// What pre-tokenizing one document gives.
@@ -114,16 +124,21 @@ impl Pretokenizer {
                 Modality::Binary,
                 json!({ "format": format.name() }),
             ),
-            // Image, audio and video decoding live in `image.rs`, `audio.rs` and `video.rs`
-            // (branch feat/media). Until that merge wires `ImageSegmenter`, `AudioSegmenter`
-            // and `VideoSegmenter` in here, these documents are one raw segment each.
-            (modality @ (Modality::Image | Modality::Audio | Modality::Video), format) => {
-                raw_whole(
-                    document,
-                    modality,
-                    json!({ "format": format.name(), "decoded": false }),
-                )
-            }
+            (Modality::Image, _) => ImageSegmenter::new(o.image.clone())?.segment(document)?,
+            (Modality::Audio, _) => AudioSegmenter::new(o.audio.clone())?.segment(document)?,
+            #[cfg(feature = "video")]
+            (Modality::Video, _) => VideoSegmenter::new(o.video.clone())?.segment(document)?,
+            // Without FFmpeg the container is kept whole, and says why.
+            #[cfg(not(feature = "video"))]
+            (Modality::Video, format) => raw_whole(
+                document,
+                Modality::Video,
+                json!({
+                    "format": format.name(),
+                    "decoded": false,
+                    "reason": "built without the `video` feature",
+                }),
+            ),
         };
         Ok(Pretokenized::Segments(segments))
     }
@@ -172,17 +187,15 @@ mod tests {
     use crate::assert_accounts_for_every_byte;
 
     #[test]
-    fn media_formats_are_one_undecoded_segment_until_the_media_merge() {
+    fn media_formats_are_decoded_and_broken_ones_refused() {
+        // A PNG signature with a cut header: detected as an image, refused with a typed error.
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR rest";
-        let (d, out) = Pretokenizer::default().pretokenize(png, None).unwrap();
-        assert_eq!(d.format, Format::Png);
-        let Pretokenized::Segments(segs) = out else {
-            panic!("not segments")
-        };
-        assert_eq!(segs.len(), 1);
-        assert_eq!(segs[0].modality, Modality::Image);
-        assert_eq!(segs[0].metadata["decoded"], false);
-        assert_accounts_for_every_byte(png, &segs).unwrap();
+        let pre = Pretokenizer::default();
+        assert_eq!(pre.detect(png, None).format, Format::Png);
+        assert!(matches!(
+            pre.pretokenize(png, None),
+            Err(crate::PretokenizeError::Decode { .. })
+        ));
     }
 
     #[test]
