@@ -46,6 +46,8 @@ pub fn pretokenizer(args: &PretokenizeArgs) -> anyhow::Result<Pretokenizer> {
             max_total_bytes: args.zip_max_total_bytes,
             max_ratio: args.zip_max_ratio,
         },
+        // Images, audio and video: the segmenters' defaults (not yet flags).
+        ..PretokenizeOptions::default()
     }))
 }
 

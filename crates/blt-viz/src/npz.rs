@@ -130,7 +130,7 @@ mod tests {
         .unwrap();
         let mut z = zip::ZipArchive::new(std::io::Cursor::new(data)).unwrap();
         let names: Vec<String> = (0..z.len())
-            .map(|i| z.by_index(i).unwrap().name().to_string())
+            .map(|i| z.by_index(i).unwrap().name().unwrap().to_string())
             .collect();
         assert_eq!(names, vec!["a.npy", "b.npy"]);
     }
