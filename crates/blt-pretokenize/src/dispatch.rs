@@ -9,9 +9,9 @@ use crate::{
     Detection, Format, Modality, PdfOptions, PdfSegmenter, Result, Segment, Segmenter, TextOptions,
     TextSegmenter,
 };
+use crate::{AudioOptions, AudioSegmenter, ImageOptions, ImageSegmenter};
 #[cfg(feature = "code")]
 use crate::{CodeOptions, CodeSegmenter};
-use crate::{AudioOptions, AudioSegmenter, ImageOptions, ImageSegmenter};
 #[cfg(feature = "video")]
 use crate::{VideoOptions, VideoSegmenter};
 

@@ -23,9 +23,6 @@ pub mod image;
 pub mod video;
 
 pub use audio::{AudioOptions, AudioSegmenter};
-pub use image::{ImageColor, ImageOptions, ImageSegmenter};
-#[cfg(feature = "video")]
-pub use video::{VideoOptions, VideoSegmenter};
 pub use binary::{BinaryOptions, BinarySegmenter};
 #[cfg(feature = "code")]
 pub use code::{CodeOptions, CodeSegmenter};
@@ -35,8 +32,11 @@ pub use container::{
 pub use coverage::{assert_accounts_for_every_byte, source_id};
 pub use detect::{detect, DetectedBy, Detection, Format, Language};
 pub use dispatch::{PretokenizeOptions, Pretokenized, Pretokenizer};
+pub use image::{ImageColor, ImageOptions, ImageSegmenter};
 pub use pdf::{PdfOptions, PdfSegmenter};
 pub use text::{TextOptions, TextSegmenter, TextSplit};
+#[cfg(feature = "video")]
+pub use video::{VideoOptions, VideoSegmenter};
 
 /// What kind of content a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
