@@ -185,6 +185,7 @@ pub(crate) fn prominence_coherence<B: Backend>(
     hidden: Tensor<B, 3>,
     entropies: Tensor<B, 2>,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    #[allow(clippy::type_complexity)]
     let fused: Option<Result<(B::FloatTensorPrimitive, B::FloatTensorPrimitive), String>> =
         on_cube!(B, |R| {
             let h = to_cube::<_, R>(float(hidden.clone()));

@@ -255,8 +255,8 @@ fn write_report(out: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let mut md = String::new();
     writeln!(md, "Device: **{device}**. Reproduce: `cargo xtask bench --device {} --dtype {} --shapes {}` (or `--bundle DIR` to build for a machine without Rust, then `DIR/run.sh OUT` there and `cargo xtask bench --report OUT`).\n", args.device, args.dtype.join(","), args.shapes)?;
     // Kernels: fused vs reference per (group, op).
-    let mut kernels: BTreeMap<(String, String), (Option<&Measurement>, Option<&Measurement>)> =
-        BTreeMap::new();
+    type FusedAndReference<'a> = (Option<&'a Measurement>, Option<&'a Measurement>);
+    let mut kernels: BTreeMap<(String, String), FusedAndReference> = BTreeMap::new();
     for m in found.iter().filter(|m| m.group.starts_with("kernels/")) {
         if let Some((op, which)) = m.function.rsplit_once('/') {
             let slot = kernels
