@@ -68,6 +68,26 @@ fn note_reference<B: Backend>(op: &'static str, why: &str) {
     }
 }
 
+/// The kernel's result, or the reference's when the kernel could not run (counted and logged)
+/// or the backend has no kernels (logged once).
+fn or_reference<B: Backend, T>(
+    op: &'static str,
+    fused: Option<Result<T, String>>,
+    reference: impl FnOnce() -> T,
+) -> T {
+    match fused {
+        Some(Ok(out)) => out,
+        Some(Err(why)) => {
+            note_fallback::<B>(op, &why);
+            reference()
+        }
+        None => {
+            note_reference::<B>(op, "no CubeCL kernels for this backend");
+            reference()
+        }
+    }
+}
+
 #[cfg(feature = "cube")]
 fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive {
     t.into_primitive().tensor()
@@ -125,17 +145,9 @@ pub(crate) fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
         let t = to_cube::<_, R>(float(logits.clone()));
         crate::cube::entropy::<R>(t).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
     });
-    match fused {
-        Some(Ok(p)) => wrap(p),
-        Some(Err(why)) => {
-            note_fallback::<B>("entropy", &why);
-            reference::entropy(logits)
-        }
-        None => {
-            note_reference::<B>("entropy", "no CubeCL kernels for this backend");
-            reference::entropy(logits)
-        }
-    }
+    or_reference::<B, _>("entropy", fused.map(|r| r.map(wrap)), || {
+        reference::entropy(logits)
+    })
 }
 
 pub(crate) fn rms_norm<B: Backend>(
@@ -149,17 +161,9 @@ pub(crate) fn rms_norm<B: Backend>(
         crate::cube::rms_norm::<R>(t, w, eps)
             .map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
     });
-    match fused {
-        Some(Ok(p)) => wrap(p),
-        Some(Err(why)) => {
-            note_fallback::<B>("rms_norm", &why);
-            reference::rms_norm(x, weight, eps)
-        }
-        None => {
-            note_reference::<B>("rms_norm", "no CubeCL kernels for this backend");
-            reference::rms_norm(x, weight, eps)
-        }
-    }
+    or_reference::<B, _>("rms_norm", fused.map(|r| r.map(wrap)), || {
+        reference::rms_norm(x, weight, eps)
+    })
 }
 
 pub(crate) fn swiglu<B: Backend>(gate: Tensor<B, 3>, up: Tensor<B, 3>) -> Tensor<B, 3> {
@@ -168,17 +172,9 @@ pub(crate) fn swiglu<B: Backend>(gate: Tensor<B, 3>, up: Tensor<B, 3>) -> Tensor
         let u = to_cube::<_, R>(float(up.clone()));
         crate::cube::swiglu::<R>(g, u).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
     });
-    match fused {
-        Some(Ok(p)) => wrap(p),
-        Some(Err(why)) => {
-            note_fallback::<B>("swiglu", &why);
-            reference::swiglu(gate, up)
-        }
-        None => {
-            note_reference::<B>("swiglu", "no CubeCL kernels for this backend");
-            reference::swiglu(gate, up)
-        }
-    }
+    or_reference::<B, _>("swiglu", fused.map(|r| r.map(wrap)), || {
+        reference::swiglu(gate, up)
+    })
 }
 
 pub(crate) fn prominence_coherence<B: Backend>(
@@ -197,17 +193,11 @@ pub(crate) fn prominence_coherence<B: Backend>(
                 )
             })
         });
-    match fused {
-        Some(Ok((p, c))) => (wrap(p), wrap(c)),
-        Some(Err(why)) => {
-            note_fallback::<B>("prominence_coherence", &why);
-            reference::prominence_coherence(hidden, entropies)
-        }
-        None => {
-            note_reference::<B>("prominence_coherence", "no CubeCL kernels for this backend");
-            reference::prominence_coherence(hidden, entropies)
-        }
-    }
+    or_reference::<B, _>(
+        "prominence_coherence",
+        fused.map(|r| r.map(|(p, c)| (wrap(p), wrap(c)))),
+        || reference::prominence_coherence(hidden, entropies),
+    )
 }
 
 pub(crate) fn rope<B: Backend>(
@@ -221,17 +211,9 @@ pub(crate) fn rope<B: Backend>(
         let s = to_cube::<_, R>(float(sin.clone()));
         crate::cube::rope::<R>(t, c, s).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
     });
-    match fused {
-        Some(Ok(p)) => wrap(p),
-        Some(Err(why)) => {
-            note_fallback::<B>("rope", &why);
-            reference::rope(x, cos, sin)
-        }
-        None => {
-            note_reference::<B>("rope", "no CubeCL kernels for this backend");
-            reference::rope(x, cos, sin)
-        }
-    }
+    or_reference::<B, _>("rope", fused.map(|r| r.map(wrap)), || {
+        reference::rope(x, cos, sin)
+    })
 }
 
 pub(crate) fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tensor<B, 3> {

@@ -47,6 +47,28 @@ fn row_max(value: f32, smem: &mut SharedMemory<f32>, #[comptime] threads: usize)
     total
 }
 
+/// `Σ x[start + i]²` over `i < width` for the calling cube row, in f32; every thread gets it.
+#[cube]
+fn row_sum_of_squares<F: Float>(
+    x: &Tensor<F>,
+    start: usize,
+    width: usize,
+    valid: bool,
+    smem: &mut SharedMemory<f32>,
+    #[comptime] threads: usize,
+) -> f32 {
+    let mut ss = f32::new(0.0);
+    if valid {
+        let mut i = UNIT_POS_X as usize;
+        while i < width {
+            let v = f32::cast_from(x[start + i]);
+            ss += v * v;
+            i += threads;
+        }
+    }
+    row_sum(ss, smem, threads)
+}
+
 #[cube]
 fn row_index() -> usize {
     (CUBE_POS as usize) * (CUBE_DIM_Y as usize) + UNIT_POS_Y as usize
@@ -117,16 +139,7 @@ pub(super) fn rms_norm_kernel<F: Float>(
     let valid = row < rows;
     let start = row * width;
 
-    let mut ss = f32::new(0.0);
-    if valid {
-        let mut i = lane;
-        while i < width {
-            let v = f32::cast_from(x[start + i]);
-            ss += v * v;
-            i += threads;
-        }
-    }
-    let ss = row_sum(ss, &mut smem, threads);
+    let ss = row_sum_of_squares(x, start, width, valid, &mut smem, threads);
     let inv = f32::new(1.0) / f32::sqrt(ss / f32::cast_from(width) + eps);
     if valid {
         let mut i = lane;
@@ -175,16 +188,7 @@ pub(super) fn prominence_coherence_kernel<F: Float>(
     let valid = row < rows;
     let start = row * width;
 
-    let mut ss = f32::new(0.0);
-    if valid {
-        let mut i = lane;
-        while i < width {
-            let v = f32::cast_from(hidden[start + i]);
-            ss += v * v;
-            i += threads;
-        }
-    }
-    let ss = row_sum(ss, &mut smem, threads);
+    let ss = row_sum_of_squares(hidden, start, width, valid, &mut smem, threads);
     if valid && lane == 0 {
         prominence[row] = f32::sqrt(ss);
         coherence[row] = ss / (entropies[row] + eps);
