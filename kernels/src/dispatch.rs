@@ -150,6 +150,16 @@ pub(crate) fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
     })
 }
 
+pub(crate) fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, scale: f64) -> Tensor<B, D> {
+    let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
+        let t = to_cube::<_, R>(float(x.clone()));
+        crate::cube::softmax::<R>(t, scale).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
+    });
+    or_reference::<B, _>("softmax", fused.map(|r| r.map(wrap)), || {
+        reference::softmax(x, scale)
+    })
+}
+
 pub(crate) fn rms_norm<B: Backend>(
     x: Tensor<B, 3>,
     weight: Tensor<B, 1>,
@@ -274,11 +284,9 @@ pub(crate) fn attention<B: Backend>(
         }
         Some(Ok(scores)) => scores,
     };
-    let probs = burn::tensor::activation::softmax(
-        // A large finite value, not -inf: WGSL has no infinity literals.
-        (scores * scale).mask_fill(mask.clone(), -1.0e30),
-        3,
-    );
+    // Masked scores get a large finite value, not -inf (WGSL has no infinity literals); the
+    // row softmax is this crate's kernel, so no reduction of the backend's is on this path.
+    let probs = softmax(scores.mask_fill(mask.clone(), -1.0e30), scale);
     match matmul_f32(probs, value.clone()) {
         Some(Ok(out)) => out,
         Some(Err(why)) => {

@@ -34,6 +34,13 @@ pub fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
     dispatch::entropy(logits)
 }
 
+/// `softmax(x · scale)` over the last dimension, computed in f32 and rounded once to `x`'s
+/// dtype (fused kernel: row max, sum of exponentials and the normalised values, three passes
+/// over one row held by one group of threads).
+pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, scale: f64) -> Tensor<B, D> {
+    dispatch::softmax(x, scale)
+}
+
 /// RMSNorm over the last dimension, `x · (mean(x²) + eps)^-½ · weight`, computed in f32 and
 /// rounded once to `x`'s dtype. `x`: `[batch, seq, dim]`, `weight`: `[dim]`.
 pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 1>, eps: f64) -> Tensor<B, 3> {

@@ -18,6 +18,12 @@ pub fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
         .squeeze_dim::<2>(2)
 }
 
+/// See [`crate::softmax`].
+pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, scale: f64) -> Tensor<B, D> {
+    let dtype = x.dtype();
+    activation::softmax(x.cast(DType::F32) * scale, D - 1).cast(dtype)
+}
+
 /// See [`crate::rms_norm`].
 pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 1>, eps: f64) -> Tensor<B, 3> {
     let dtype = x.dtype();

@@ -62,6 +62,45 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     );
 }
 
+/// The same values on the CPU backend, in f32 (half-precision inputs arrive already rounded).
+fn on_cpu<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Tensor<Cpu, D> {
+    let shape = t.dims();
+    Tensor::from_data(TensorData::new(host(t.clone()), shape), &Default::default())
+}
+
+/// A kernel's output against the reference computed on the CPU from the same inputs; on failure
+/// the message names the worst element and what the backend's own (plain Burn) reference gave
+/// there, so a wrong kernel and a wrong backend op can be told apart. A backend reference that
+/// strays from the CPU while the kernel does not is reported on stderr.
+fn assert_close_to_cpu(what: &str, got: &[f32], backend: &[f32], cpu: &[f32], tol: f32) {
+    assert_eq!(got.len(), cpu.len(), "{what}: lengths differ");
+    let worst = |v: &[f32]| {
+        v.iter()
+            .zip(cpu)
+            .map(|(a, b)| (a - b).abs())
+            .enumerate()
+            .fold((0, 0.0f32), |acc, (i, d)| if d > acc.1 { (i, d) } else { acc })
+    };
+    let (i, d) = worst(got);
+    assert!(
+        d <= tol,
+        "{what}: kernel vs CPU max |Δ| = {d:e} > {tol:e} at element {i} of {}: kernel {}, \
+         this backend's reference {}, CPU reference {}",
+        got.len(),
+        got[i],
+        backend[i],
+        cpu[i]
+    );
+    let (j, e) = worst(backend);
+    if e > tol {
+        eprintln!(
+            "WARNING {what}: this backend's plain-Burn reference differs from the CPU by {e:e} at \
+             element {j} ({} vs {}); the kernel agrees with the CPU",
+            backend[j], cpu[j]
+        );
+    }
+}
+
 /// Shapes with and without remainders against the kernels' 32-thread rows and 4-row cubes.
 const ROW_SHAPES: [[usize; 3]; 3] = [[2, 7, 260], [1, 33, 31], [3, 5, 768]];
 
@@ -69,8 +108,10 @@ fn check_entropy<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
     for (i, shape) in ROW_SHAPES.into_iter().enumerate() {
         let logits = tensor::<B, 3>(shape, 10 + i as u64, 8.0, dtype, device);
         let got = host(blt_kernels::entropy(logits.clone()));
+        let cpu = host(reference::entropy(on_cpu(&logits)));
         let want = host(reference::entropy(logits));
         assert_close(&format!("entropy {shape:?} {dtype:?}"), &got, &want, tol);
+        assert_close_to_cpu(&format!("entropy {shape:?} {dtype:?}"), &got, &want, &cpu, tol);
     }
 }
 
@@ -79,8 +120,10 @@ fn check_rms_norm<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
         let x = tensor::<B, 3>(shape, 20 + i as u64, 3.0, dtype, device);
         let w = tensor::<B, 1>([shape[2]], 30 + i as u64, 1.5, dtype, device);
         let got = host(blt_kernels::rms_norm(x.clone(), w.clone(), 1e-5));
+        let cpu = host(reference::rms_norm(on_cpu(&x), on_cpu(&w), 1e-5));
         let want = host(reference::rms_norm(x, w, 1e-5));
         assert_close(&format!("rms_norm {shape:?} {dtype:?}"), &got, &want, tol);
+        assert_close_to_cpu(&format!("rms_norm {shape:?} {dtype:?}"), &got, &want, &cpu, tol);
     }
 }
 
@@ -89,8 +132,10 @@ fn check_swiglu<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
         let g = tensor::<B, 3>(shape, 40 + i as u64, 6.0, dtype, device);
         let u = tensor::<B, 3>(shape, 50 + i as u64, 2.0, dtype, device);
         let got = host(blt_kernels::swiglu(g.clone(), u.clone()));
+        let cpu = host(reference::swiglu(on_cpu(&g), on_cpu(&u)));
         let want = host(reference::swiglu(g, u));
         assert_close(&format!("swiglu {shape:?} {dtype:?}"), &got, &want, tol);
+        assert_close_to_cpu(&format!("swiglu {shape:?} {dtype:?}"), &got, &want, &cpu, tol);
     }
 }
 
@@ -99,9 +144,12 @@ fn check_prominence_coherence<B: Backend>(device: &B::Device, dtype: DType, tol:
         let h = tensor::<B, 3>(shape, 60 + i as u64, 2.0, dtype, device);
         let e = tensor::<B, 2>([shape[0], shape[1]], 70 + i as u64, 1.0, DType::F32, device).abs();
         let (p, c) = blt_kernels::prominence_coherence(h.clone(), e.clone());
+        let (cp, _) = reference::prominence_coherence(on_cpu(&h), on_cpu(&e));
         let (wp, wc) = reference::prominence_coherence(h, e);
         let what = format!("prominence {shape:?} {dtype:?}");
-        assert_close(&what, &host(p), &host(wp), tol);
+        let (p, wp) = (host(p), host(wp));
+        assert_close(&what, &p, &wp, tol);
+        assert_close_to_cpu(&what, &p, &wp, &host(cp), tol);
         // Coherence divides by entropies near zero: compare relatively.
         let (c, wc) = (host(c), host(wc));
         let rel: Vec<f32> = c
@@ -115,6 +163,18 @@ fn check_prominence_coherence<B: Backend>(device: &B::Device, dtype: DType, tol:
             &vec![0.0; rel.len()],
             tol,
         );
+    }
+}
+
+fn check_softmax<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
+    for (i, shape) in ROW_SHAPES.into_iter().enumerate() {
+        let x = tensor::<B, 3>(shape, 90 + i as u64, 30.0, dtype, device);
+        let got = host(blt_kernels::softmax(x.clone(), 0.125));
+        let cpu = host(reference::softmax(on_cpu(&x), 0.125));
+        let want = host(reference::softmax(x, 0.125));
+        let what = format!("softmax {shape:?} {dtype:?}");
+        assert_close(&what, &got, &want, tol);
+        assert_close_to_cpu(&what, &got, &want, &cpu, tol);
     }
 }
 
@@ -218,6 +278,14 @@ fn references_match_f64_arithmetic() {
     }
     assert!((got[1] - 4f32.ln()).abs() < 1e-6);
 
+    let probs = host(blt_kernels::softmax(logits.clone(), 0.5));
+    for (row, p) in rows.iter().zip(probs.chunks(4)) {
+        let z: f64 = row.iter().map(|&x| (0.5 * x as f64).exp()).sum();
+        for (&x, &q) in row.iter().zip(p) {
+            assert!((q as f64 - (0.5 * x as f64).exp() / z).abs() < 1e-6, "softmax {q}");
+        }
+    }
+
     let w = Tensor::<Cpu, 1>::from_data(TensorData::new(vec![1.0f32, 2.0, 0.5, 1.0], [4]), &device);
     let normed = host(blt_kernels::rms_norm(logits.clone(), w, 1e-6));
     let rms = ((0.25 + 1.0 + 4.0) / 4.0f64 + 1e-6).sqrt();
@@ -246,6 +314,7 @@ fn references_match_f64_arithmetic() {
 fn cpu_backend_kernels_equal_references() {
     let device = Default::default();
     check_entropy::<Cpu>(&device, DType::F32, 0.0);
+    check_softmax::<Cpu>(&device, DType::F32, 0.0);
     check_rms_norm::<Cpu>(&device, DType::F32, 0.0);
     check_swiglu::<Cpu>(&device, DType::F32, 0.0);
     check_prominence_coherence::<Cpu>(&device, DType::F32, 0.0);
@@ -261,6 +330,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
     assert_eq!(blt_kernels::fused_runtime::<B>(), Some(runtime));
     let before = blt_kernels::fallback_count();
     check_entropy::<B>(device, DType::F32, 2e-5);
+    check_softmax::<B>(device, DType::F32, 2e-6);
     check_rms_norm::<B>(device, DType::F32, 2e-5);
     check_swiglu::<B>(device, DType::F32, 2e-5);
     check_prominence_coherence::<B>(device, DType::F32, 2e-5);
@@ -272,6 +342,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
         // in another order: at most an ulp or so apart.
         Some(half) => {
             check_entropy::<B>(device, half, 2e-4);
+            check_softmax::<B>(device, half, 1e-2);
             check_rms_norm::<B>(device, half, 0.05);
             check_swiglu::<B>(device, half, 0.1);
             check_prominence_coherence::<B>(device, half, 2e-4);

@@ -120,6 +120,55 @@ pub(super) fn entropy_kernel<F: Float>(
     }
 }
 
+/// `softmax(x · scale)` along each row: max, `Σ e^(x·scale − m)`, then the normalised values,
+/// in f32, rounded once to `F`.
+#[cube(launch_unchecked)]
+pub(super) fn softmax_kernel<F: Float>(
+    x: &Tensor<F>,
+    out: &mut Tensor<F>,
+    rows: usize,
+    width: usize,
+    scale: f32,
+    #[comptime] threads: usize,
+    #[comptime] rows_per_cube: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let mut smem = SharedMemory::<f32>::new(threads * rows_per_cube);
+    let row = row_index();
+    let lane = UNIT_POS_X as usize;
+    let valid = row < rows;
+    let start = row * width;
+
+    let mut m = f32::new(-3.0e38);
+    if valid {
+        let mut i = lane;
+        while i < width {
+            m = f32::max(m, f32::cast_from(x[start + i]) * scale);
+            i += threads;
+        }
+    }
+    let m = row_max(m, &mut smem, threads);
+
+    let mut s = f32::new(0.0);
+    if valid {
+        let mut i = lane;
+        while i < width {
+            s += f32::exp(f32::cast_from(x[start + i]) * scale - m);
+            i += threads;
+        }
+    }
+    let s = row_sum(s, &mut smem, threads);
+    let inv = f32::new(1.0) / s;
+    if valid {
+        let mut i = lane;
+        while i < width {
+            let e = f32::exp(f32::cast_from(x[start + i]) * scale - m);
+            out[start + i] = F::cast_from(e * inv);
+            i += threads;
+        }
+    }
+}
+
 /// `y = x · (mean(x²) + eps)^-½ · w`, in f32, rounded once to `F`.
 #[cube(launch_unchecked)]
 pub(super) fn rms_norm_kernel<F: Float>(

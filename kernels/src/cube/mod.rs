@@ -83,6 +83,39 @@ pub(crate) fn entropy<R: CubeRuntime>(logits: CubeTensor<R>) -> Result<CubeTenso
     Ok(out)
 }
 
+/// `softmax(x · scale)` over the last dimension; the output has `x`'s shape and dtype.
+pub(crate) fn softmax<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    scale: f64,
+) -> Result<CubeTensor<R>, String> {
+    if !is_float(x.dtype) {
+        return Err(format!("unsupported dtype {:?}", x.dtype));
+    }
+    let x = into_contiguous(x);
+    let dims = shape_of(&x);
+    let width = dims[dims.len() - 1];
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let out = empty(&x, &dims, x.dtype);
+    let (count, dim) = row_grid(rows);
+    let dtype = x.dtype;
+    unsafe {
+        kernels::softmax_kernel::launch_unchecked(
+            &x.client.clone(),
+            count,
+            dim,
+            x.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            rows,
+            width,
+            scale as f32,
+            ROW_THREADS,
+            ROWS_PER_CUBE,
+            dtype.into(),
+        );
+    }
+    Ok(out)
+}
+
 /// RMSNorm over the last dimension; the output has `x`'s shape and dtype.
 pub(crate) fn rms_norm<R: CubeRuntime>(
     x: CubeTensor<R>,
@@ -248,6 +281,14 @@ pub(crate) fn linear<R: CubeRuntime>(
     Ok(reshape(out, Shape::new([b, s, n])))
 }
 
+/// Whether batched f32 products may use the register-tiled unit GEMMs
+/// (`BLT_KERNELS_BATCHED_GEMM=unit`), an experiment switch for runtimes on which they were not
+/// seen wrong; the default is the exact naive kernel.
+fn batched_unit_gemm() -> bool {
+    static UNIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNIT.get_or_init(|| std::env::var("BLT_KERNELS_BATCHED_GEMM").as_deref() == Ok("unit"))
+}
+
 /// `lhs · rhs` over the last two dimensions, equal leading (batch) dimensions, any strides, in
 /// full f32 precision: CubeCL's register-tiled unit GEMMs, never the tensor-core (TF32) ones.
 pub(crate) fn matmul_f32<R: CubeRuntime>(
@@ -278,7 +319,7 @@ pub(crate) fn matmul_f32<R: CubeRuntime>(
     let client = lhs.client.clone();
     // The unit GEMMs gave wrong results with a batch dimension (seen on WGPU), so batched
     // products take the naive kernel: exact, slower; single products the register-tiled one.
-    let strategies: &[Strategy] = if batch == 1 {
+    let strategies: &[Strategy] = if batch == 1 || batched_unit_gemm() {
         &[
             Strategy::DoubleUnit(BlueprintStrategy::Inferred(DoubleUnitSelectionArgs {
                 tile_size: TileSizeSelection::MaxTileSize,
