@@ -4,9 +4,14 @@
 //!   entropy model into the standard Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`, `HF_TOKEN`;
 //!   `HF_HUB_OFFLINE=1` resolves from the cache only) and prints its local directory.
 //! - `cargo xtask test`: the whole test suite, as CI runs it: every crate's tests on the CPU
-//!   backend, then `cargo check` of the CUDA and WGPU backends (which CI cannot run). It first
+//!   backend (with `blt-pretokenize/video`, which links the system FFmpeg), then `cargo check`
+//!   of the CUDA and WGPU backends (which CI cannot run). It first
 //!   runs `scripts/setup/*.sh`, which install what some tests need and do nothing when it is
 //!   already installed.
+//! - `cargo xtask bench [--device cuda] [--dtype f32,bf16]`: criterion benches of the kernels
+//!   and the whole model, written as a table to `kernels/README.md` (see `bench.rs`).
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, ExitCode};
@@ -36,6 +41,9 @@ enum Command {
         #[arg(long, default_value = "main")]
         revision: String,
     },
+    /// Benchmark each fused kernel against its reference and the whole model (bytes/s), beside
+    /// the PyTorch baseline when it can run, and write the table into kernels/README.md.
+    Bench(bench::BenchArgs),
     /// Run the whole test suite as CI does: `cargo test --workspace`, then `cargo check` with the
     /// `cuda` and `wgpu` features.
     Test {
@@ -103,7 +111,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !no_setup {
                 run_setup_scripts()?;
             }
-            let mut args = vec!["test", "--workspace", "--exclude", "xtask"];
+            // `blt-pretokenize/video` links the system FFmpeg (scripts/setup/20-ffmpeg-dev.sh).
+            let mut args = vec![
+                "test",
+                "--workspace",
+                "--exclude",
+                "xtask",
+                "--features",
+                "blt-pretokenize/video",
+            ];
             if !test_args.is_empty() {
                 args.push("--");
                 args.extend(test_args.iter().map(String::as_str));
@@ -117,11 +133,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "xtask",
                     "--all-targets",
                     "--features",
-                    "blt-cli/cuda,blt-cli/wgpu",
+                    "blt-cli/cuda,blt-cli/wgpu,blt-pretokenize/video",
                 ])?;
             }
             Ok(())
         }
+        Command::Bench(args) => bench::run(args),
         Command::FetchModel { repo, revision } => {
             let options = blt_hub::HubOptions::from_env()
                 .with_revision(revision)

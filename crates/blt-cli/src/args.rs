@@ -41,6 +41,11 @@ pub enum Command {
     /// completions/<rank>) into one summary, printed and written to DIR/stats.json.
     #[command(after_help = "Example:\n  blt merge-stats /scratch/fineweb-edu-entropies --json")]
     MergeStats(MergeStatsArgs),
+    /// Detect each file's format and modality (magic bytes, shebang, extension, fallback).
+    #[command(after_help = "Examples:\n  \
+        blt detect /bin/ls notes.txt photo.jpg\n  \
+        blt detect --segments --json src/main.rs")]
+    Detect(DetectArgs),
     /// Summarise an output: a safetensors file, a WebDataset shard or a sidecar database.
     #[command(after_help = "Example:\n  blt inspect out/notes_txt-1a2b3c4d5e6f7a8b.safetensors")]
     Inspect(InspectArgs),
@@ -74,6 +79,25 @@ pub enum Command {
         patch` and `blt ingest` use by default). Only the facebook/blt-entropy layout\n\
         (config.json + model.safetensors) can take the threshold; --dry-run works on any.")]
     Calibrate(CalibrateArgs),
+    /// Draw one document's entropies and patches as a self-contained HTML report (and a PNG).
+    #[command(after_help = "Examples:\n  \
+        blt viz --text 'The Byte Latent Transformer' --output report.html\n  \
+        blt viz --file notes.txt --output report.html --png plot.png\n  \
+        blt viz out/notes_txt-1a2b3c4d5e6f7a8b.safetensors --output report.html")]
+    Viz(crate::viz::VizArgs),
+    /// Corpus statistics of an ingest output folder: entropy percentiles and histogram, patch
+    /// lengths, bytes per modality, document sizes and errors, as JSON and an HTML page.
+    #[command(after_help = "Examples:\n  \
+        blt stats out/\n  \
+        blt stats out/ --json --batch-stats\n  \
+        blt stats out/ --html stats.html --histogram-output entropy_histogram.json --bins 50")]
+    Stats(crate::stats::StatsArgs),
+    /// Water-fill the patches of an ingest output onto hypersphere shells by prominence
+    /// (see `blt_viz::sphere` for the exact definition).
+    #[command(after_help = "Examples:\n  \
+        blt sphere out/\n  \
+        blt sphere out/ --shells 128 --capacity-exponent 1.5 --entropy-weighted --npz")]
+    Sphere(crate::sphere::SphereArgs),
 }
 
 /// Where the model comes from and how it runs.
@@ -290,6 +314,79 @@ pub struct IngestArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    #[command(flatten)]
+    pub pretokenize: PretokenizeArgs,
+    /// How segments reach the model: each its own sequence, or the document's segments
+    /// concatenated with EOS between them.
+    #[arg(long, value_enum, default_value = "separate")]
+    pub segment_mode: SegmentModeArg,
+    /// Print the written documents and segments per modality (also in run.json).
+    #[arg(long)]
+    pub modality_stats: bool,
+}
+
+/// How segments reach the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SegmentModeArg {
+    /// `BOS + segment + EOS` per segment: a segment's entropies do not depend on its neighbours.
+    Separate,
+    /// `BOS + s1 + EOS + s2 + EOS …` per document: context across segments.
+    Concatenated,
+}
+
+/// Detection and pre-tokenization knobs (shared by `blt ingest` and `blt detect`).
+#[derive(Debug, Args)]
+pub struct PretokenizeArgs {
+    /// Route every document to this modality instead of the detected one: text, code, image,
+    /// audio, video, pdf, binary, container.
+    #[arg(long)]
+    pub modality: Option<String>,
+    /// How text is split into segments.
+    #[arg(long, default_value = "whole", value_parser = ["whole", "paragraphs", "lines"])]
+    pub text_split: String,
+    /// Cut text segments longer than this many bytes.
+    #[arg(long)]
+    pub text_max_segment_bytes: Option<usize>,
+    /// Do not attach the comments and attributes right above a code unit to it.
+    #[arg(long)]
+    pub code_detached_comments: bool,
+    /// Only page texts for PDFs (no raw-file view).
+    #[arg(long)]
+    pub pdf_no_raw_view: bool,
+    /// Extract the text of at most this many PDF pages.
+    #[arg(long, default_value_t = 10_000)]
+    pub pdf_max_pages: usize,
+    /// Refuse executables with more sections than this.
+    #[arg(long, default_value_t = 65_536)]
+    pub binary_max_sections: usize,
+    /// Refuse ZIP archives with more entries than this.
+    #[arg(long, default_value_t = 10_000)]
+    pub zip_max_members: usize,
+    /// Skip ZIP members larger than this many bytes (decompressed).
+    #[arg(long, default_value_t = 256 << 20)]
+    pub zip_max_member_bytes: u64,
+    /// Refuse ZIP archives that expand to more than this many bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub zip_max_total_bytes: u64,
+    /// Skip ZIP members compressed more than this many times (decompression bombs).
+    #[arg(long, default_value_t = 200)]
+    pub zip_max_ratio: u64,
+}
+
+/// Arguments of `blt detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Files to look at.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also list each file's segments (label, modality, byte range).
+    #[arg(long)]
+    pub segments: bool,
+    /// Print one JSON object per file.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub pretokenize: PretokenizeArgs,
 }
 
 /// Arguments of `blt merge-stats`.

@@ -15,11 +15,12 @@ use blt_model::DType;
 use blt_patcher::DEFAULT_THRESHOLD;
 use blt_pipeline::{
     EmbeddingsMode, IngestConfig, IngestObserver, IngestStats, LoadedModel, OutputFormat,
+    SegmentMode,
 };
 use blt_tokenizer::BltTokenizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{EmbeddingsArg, FormatArg, IngestArgs};
+use crate::args::{EmbeddingsArg, FormatArg, IngestArgs, SegmentModeArg};
 use crate::device::{dispatch, BackendTask};
 use crate::patch::{open_model, patcher_config};
 
@@ -144,6 +145,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     meta.insert("add_bos".into(), (!args.no_bos).to_string());
     meta.insert("add_eos".into(), (!args.no_eos).to_string());
     meta.insert("embeddings_dtype".into(), "f16".into());
+    let segment_mode = match args.segment_mode {
+        SegmentModeArg::Separate => SegmentMode::Separate,
+        SegmentModeArg::Concatenated => SegmentMode::Concatenated,
+    };
+    meta.insert("segment_mode".into(), segment_mode.as_str().into());
+    let pretokenizer = crate::detect::pretokenizer(&args.pretokenize)?;
 
     let format = match args.format {
         FormatArg::Safetensors => OutputFormat::Safetensors,
@@ -186,6 +193,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         run_metadata: meta.clone(),
         selection,
         ranked: rank.is_some(),
+        pretokenizer,
+        segment_mode,
     };
     let progress = Progress::new(!args.no_progress && std::io::stderr().is_terminal());
     let task = IngestTask {
@@ -226,6 +235,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             "limit": args.limit,
             "batch_bytes": args.batch_bytes,
             "max_batch_tokens": args.max_batch_tokens,
+            "pretokenize": format!("{:?}", task.config.pretokenizer.options()),
         },
         "stats": stats,
     });
@@ -248,6 +258,16 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         stats.seconds,
         args.output.display()
     );
+    if args.modality_stats {
+        println!("modality\tdocuments\tsegments\tbytes");
+        for (modality, m) in &stats.modalities {
+            println!("{modality}\t{}\t{}\t{}", m.documents, m.segments, m.bytes);
+        }
+        println!("format\tdocuments");
+        for (format, n) in &stats.formats {
+            println!("{format}\t{n}");
+        }
+    }
     if stats.documents > 0 && stats.failed == stats.documents {
         anyhow::bail!("every document failed (see run.json)");
     }

@@ -1,10 +1,11 @@
 //! `blt`: entropy patching of raw bytes with Meta's Byte Latent Transformer entropy model.
 //!
 //! This binary parses arguments, picks the backend and prints; the work is done by the library
-//! crates (`blt-pipeline`, `blt-model`, `blt-patcher`, `blt-tokenizer`, `blt-hub`).
+//! crates (`blt-pipeline`, `blt-model`, `blt-patcher`, `blt-tokenizer`, `blt-hub`, `blt-viz`).
 
 mod args;
 mod calibrate;
+mod detect;
 mod device;
 mod eval;
 mod ingest;
@@ -12,7 +13,10 @@ mod inspect;
 mod inspect_model;
 mod merge_stats;
 mod patch;
+mod sphere;
+mod stats;
 mod train;
+mod viz;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -27,12 +31,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Patch(args) => patch::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Detect(args) => detect::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::InspectModel(args) => inspect_model::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::MergeStats(args) => merge_stats::run(args),
+        Command::Viz(args) => viz::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Sphere(args) => sphere::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,12 +101,13 @@ pub fn dtype(arg: DTypeArg) -> DType {
     }
 }
 
-struct PatchTask {
-    model: LoadedModel,
-    dtype: Option<DType>,
-    patcher: blt_patcher::Patcher,
-    tokenizer: BltTokenizer,
-    bytes: Vec<u8>,
+/// One document through the model and the patcher (also used by `blt viz`).
+pub struct PatchTask {
+    pub model: LoadedModel,
+    pub dtype: Option<DType>,
+    pub patcher: blt_patcher::Patcher,
+    pub tokenizer: BltTokenizer,
+    pub bytes: Vec<u8>,
 }
 
 impl BackendTask for PatchTask {

@@ -3,8 +3,12 @@
 //! | feature | backend | device |
 //! | --- | --- | --- |
 //! | `cpu` (default) | [`burn::backend::Flex`], SIMD + multi-threaded gemm | the host |
-//! | `cuda` | [`burn::backend::Cuda`] with kernel fusion and autotune | an NVIDIA GPU (`libcuda` and `libnvrtc` are loaded at run time) |
-//! | `wgpu` | [`burn::backend::Wgpu`] with kernel fusion and autotune | Vulkan, Metal or DX12 |
+//! | `cuda` | CubeCL CUDA with [`blt_kernels`]' fused kernels and autotune | an NVIDIA GPU (`libcuda` and `libnvrtc` are loaded at run time) |
+//! | `wgpu` | CubeCL WGPU with [`blt_kernels`]' fused kernels and autotune | Vulkan, Metal or DX12 |
+//!
+//! The GPU backends are CubeCL's without Burn's fusion layer: the model's hot non-GEMM work
+//! (RMSNorm, SwiGLU, entropy, prominence) runs in hand-fused kernels, which the fusion layer would
+//! hide from [`blt_kernels`]' dispatch.
 //!
 //! Everything else in the crate is generic over `B: Backend`; only a binary names one of these.
 
@@ -14,11 +18,11 @@ pub type Cpu = burn::backend::Flex;
 
 /// The CUDA backend.
 #[cfg(feature = "cuda")]
-pub type Cuda = burn::backend::Cuda;
+pub type Cuda = blt_kernels::backends::CudaKernels;
 
 /// The WGPU backend.
 #[cfg(feature = "wgpu")]
-pub type Wgpu = burn::backend::Wgpu;
+pub type Wgpu = blt_kernels::backends::WgpuKernels;
 
 pub use burn::tensor::backend::{AutodiffBackend, Backend};
 

@@ -417,6 +417,7 @@ impl Checkpoint {
         dtype: Option<DType>,
     ) -> Result<EntropyModel<B>> {
         let stored_dtype = self.validate()?;
+        let target = self.compute_dtype::<B>(device, dtype, stored_dtype)?;
         let mut model = EntropyModel::<B>::new(&self.config, device);
         let result = match self.format {
             CheckpointFormat::Meta => {
@@ -448,11 +449,42 @@ impl Checkpoint {
                 reason: result.to_string(),
             });
         }
-        let target = dtype.unwrap_or(match stored_dtype {
+        Ok(model.map(&mut CastFloats { dtype: target }))
+    }
+
+    /// The dtype [`Self::load`] will compute in: `requested`, or the stored one when the device
+    /// supports it and f32 otherwise (bf16 weights under WGPU, say: logged). A requested dtype
+    /// the device lacks is an error.
+    fn compute_dtype<B: Backend>(
+        &self,
+        device: &B::Device,
+        requested: Option<DType>,
+        stored: DType,
+    ) -> Result<DType> {
+        let target = requested.unwrap_or(match stored {
             DType::F64 => DType::F32,
             other => other,
         });
-        Ok(model.map(&mut CastFloats { dtype: target }))
+        if B::supports_dtype(device, target) {
+            return Ok(target);
+        }
+        if requested.is_none() {
+            tracing::info!(
+                "{}: the {} backend has no {target:?} on this device; computing in f32",
+                self.weights_path.display(),
+                B::name(device)
+            );
+            return Ok(DType::F32);
+        }
+        Err(Error::DTypeUnavailable {
+            backend: B::name(device),
+            dtype: target,
+            alt: if target == DType::BF16 && B::supports_dtype(device, DType::F16) {
+                " or --dtype f16"
+            } else {
+                ""
+            },
+        })
     }
 }
 

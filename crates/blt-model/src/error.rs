@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use burn::tensor::DType;
+
 /// Errors of model loading and inference.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -77,6 +79,17 @@ pub enum Error {
         path: PathBuf,
         /// Burn's message.
         reason: String,
+    },
+    /// The backend cannot compute in the requested dtype on this device (bf16 under WGPU, whose
+    /// shading language has no bf16, or f16 on an adapter without `shader-f16`).
+    #[error("the {backend} backend cannot run the model in {dtype:?} on this device; use --dtype f32{alt}")]
+    DTypeUnavailable {
+        /// The backend's name.
+        backend: String,
+        /// The dtype asked for.
+        dtype: DType,
+        /// A suggestion, or empty.
+        alt: &'static str,
     },
     /// An input the model cannot take (a token id outside the vocabulary, ...).
     #[error("invalid model input: {0}")]

@@ -13,7 +13,7 @@ use burn::tensor::{DType, Tensor};
 
 use crate::config::EntropyModelConfig;
 use crate::mask::{AttentionPlan, AttentionRule};
-use crate::model::{token_tensor, EntropyModel};
+use crate::model::{token_tensor, EntropyModel, ForwardOutput};
 use crate::rope::RotaryEmbedding;
 use crate::windows::windows;
 use crate::{Error, Result};
@@ -163,6 +163,32 @@ impl<B: Backend> EntropyEstimator<B> {
         Ok(results)
     }
 
+    /// Runs the model on rows of equal length (each one independent sequence from position 0,
+    /// at most `max_seqlen` tokens, ids inside the vocabulary) and returns the outputs on the
+    /// device, unread: one batch of [`Self::estimate_many`], for benchmarks and callers that
+    /// keep working on the device.
+    ///
+    /// # Panics
+    /// If the rows differ in length (a programming error, not an input error).
+    pub fn forward_rows(&self, rows: &[&[u32]]) -> ForwardOutput<B> {
+        let seq = rows.first().map_or(0, |r| r.len());
+        assert!(rows.iter().all(|r| r.len() == seq), "rows of equal length");
+        let ids: Vec<i64> = rows
+            .iter()
+            .flat_map(|r| r.iter())
+            .map(|&t| t as i64)
+            .collect();
+        let tokens = token_tensor::<B>(ids, rows.len(), seq, &self.device);
+        let rope = RotaryEmbedding::new(
+            seq,
+            self.config.head_dim(),
+            self.config.rope_theta,
+            &self.device,
+        );
+        let plan = AttentionPlan::new(&self.rule(), rows, seq, &self.device);
+        self.model.forward_with_plan(tokens, &rope, &plan)
+    }
+
     fn run_batch(
         &self,
         documents: &[&[u32]],
@@ -180,20 +206,13 @@ impl<B: Backend> EntropyEstimator<B> {
                 row
             })
             .collect();
-        let ids: Vec<i64> = rows.iter().flatten().map(|&t| t as i64).collect();
         let row_refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-        let tokens = token_tensor::<B>(ids, rows.len(), seq, &self.device);
-        let rope = RotaryEmbedding::new(
-            seq,
-            self.config.head_dim(),
-            self.config.rope_theta,
-            &self.device,
-        );
-        let plan = AttentionPlan::new(&self.rule(), &row_refs, seq, &self.device);
-        let out = self.model.forward_with_plan(tokens, &rope, &plan);
+        let out = self.forward_rows(&row_refs);
 
-        let entropies = read_f32(out.entropies())?;
-        let prominence = read_f32(out.prominence())?;
+        let entropies = out.entropies();
+        let (prominence, _coherence) = out.prominence_coherence(entropies.clone());
+        let entropies = read_f32(entropies)?;
+        let prominence = read_f32(prominence)?;
         let hidden = options
             .hidden
             .then(|| read_f32(out.hidden.clone()))

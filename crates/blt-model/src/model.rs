@@ -10,9 +10,8 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{activation, Bool, DType, Int, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
 use crate::config::EntropyModelConfig;
 use crate::mask::AttentionPlan;
@@ -36,13 +35,10 @@ impl<B: Backend> RmsNorm<B> {
         }
     }
 
-    /// Normalises over the last dimension.
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let dtype = x.dtype();
-        let x = x.cast(DType::F32);
-        let rms = (x.clone().square().mean_dim(D - 1) + self.eps).sqrt();
-        let weight = self.weight.val().cast(DType::F32).unsqueeze::<D>();
-        (x / rms * weight).cast(dtype)
+    /// Normalises `[batch, seq, dim]` over the last dimension (a fused kernel on CubeCL
+    /// backends, see [`blt_kernels::rms_norm`]).
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        blt_kernels::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 
@@ -102,9 +98,9 @@ impl<B: Backend> Attention<B> {
         plan: &AttentionPlan<B>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
-        let q = rope.apply(self.heads(self.wq.forward(x.clone()), self.n_heads));
-        let k = rope.apply(self.heads(self.wk.forward(x.clone()), self.n_kv_heads));
-        let v = self.heads(self.wv.forward(x), self.n_kv_heads);
+        let q = rope.apply(self.heads(linear(&self.wq, x.clone()), self.n_heads));
+        let k = rope.apply(self.heads(linear(&self.wk, x.clone()), self.n_kv_heads));
+        let v = self.heads(linear(&self.wv, x), self.n_kv_heads);
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         let options = AttentionModuleOptions {
             scale: Some(1.0 / (self.head_dim as f64).sqrt()),
@@ -120,7 +116,7 @@ impl<B: Backend> Attention<B> {
             let v = v.clone().slice([0..b, 0..self.n_heads, block.keys.clone()]);
             let [_, _, ql, kl] = block.masked.dims();
             let mask = block.masked.clone().expand([b, self.n_heads, ql, kl]);
-            outputs.push(attention(q, k, v, Some(mask), None, options));
+            outputs.push(blt_kernels::attention(q, k, v, mask, options));
         }
         let out = if outputs.len() == 1 {
             outputs.swap_remove(0)
@@ -130,7 +126,7 @@ impl<B: Backend> Attention<B> {
         let out = out
             .swap_dims(1, 2)
             .reshape([b, s, self.n_heads * self.head_dim]);
-        self.wo.forward(out)
+        linear(&self.wo, out)
     }
 }
 
@@ -158,8 +154,8 @@ impl<B: Backend> FeedForward<B> {
 
     /// `[.., dim]` → `[.., dim]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = activation::silu(self.w1.forward(x.clone()));
-        self.w2.forward(gate * self.w3.forward(x))
+        let gate = blt_kernels::swiglu(linear(&self.w1, x.clone()), linear(&self.w3, x));
+        linear(&self.w2, gate)
     }
 }
 
@@ -219,23 +215,25 @@ impl<B: Backend> ForwardOutput<B> {
 
     /// Per-position L2 norm of the pre-norm hidden state ("prominence"), in f32. `[batch, seq]`.
     pub fn prominence(&self) -> Tensor<B, 2> {
-        self.hidden
-            .clone()
-            .cast(DType::F32)
-            .square()
-            .sum_dim(2)
-            .sqrt()
-            .squeeze_dim::<2>(2)
+        self.prominence_coherence(self.entropies()).0
+    }
+
+    /// Prominence and the coherence score `prominence² / (entropy + ε)` for the given
+    /// entropies, both f32 `[batch, seq]` (one fused kernel on CubeCL backends).
+    pub fn prominence_coherence(&self, entropies: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        blt_kernels::prominence_coherence(self.hidden.clone(), entropies)
     }
 }
 
-/// Entropy in nats of softmax(logits) over the last dimension, computed in f32.
+/// Entropy in nats of softmax(logits) over the last dimension, computed in f32 (one fused
+/// kernel on CubeCL backends, see [`blt_kernels::entropy`]).
 pub fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
-    let logp = activation::log_softmax(logits.cast(DType::F32), 2);
-    (logp.clone().exp() * logp)
-        .sum_dim(2)
-        .neg()
-        .squeeze_dim::<2>(2)
+    blt_kernels::entropy(logits)
+}
+
+/// A bias-free linear layer through [`blt_kernels::linear`] (full f32 precision on GPUs).
+fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    blt_kernels::linear(x, layer.weight.val())
 }
 
 /// Meta's `LMTransformer`: the BLT entropy model.
@@ -297,7 +295,7 @@ impl<B: Backend> EntropyModel<B> {
             let _span = tracing::trace_span!("block", layer = i).entered();
             h = layer.forward(h, rope, plan);
         }
-        let logits = self.output.forward(self.norm.forward(h.clone()));
+        let logits = linear(&self.output, self.norm.forward(h.clone()));
         ForwardOutput { logits, hidden: h }
     }
 

@@ -6,7 +6,7 @@
 //! activation dtype.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 /// Inverse frequencies `1 / θ^(2i/d)` for `i < d/2`, in f32.
 pub fn inverse_frequencies(head_dim: usize, theta: f64) -> Vec<f32> {
@@ -50,18 +50,10 @@ impl<B: Backend> RotaryEmbedding<B> {
         }
     }
 
-    /// Rotates `x` (`[batch, heads, seq, head_dim]`).
+    /// Rotates `x` (`[batch, heads, seq, head_dim]`, any strides) in f32, rounding once to its
+    /// dtype (one fused kernel on CubeCL backends, see [`blt_kernels::rope`]).
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let dtype = x.dtype();
-        let [b, h, s, d] = x.dims();
-        let pairs = x.cast(DType::F32).reshape([b, h, s, d / 2, 2]);
-        let even = pairs.clone().narrow(4, 0, 1).reshape([b, h, s, d / 2]);
-        let odd = pairs.narrow(4, 1, 1).reshape([b, h, s, d / 2]);
-        let rotated_even = even.clone() * self.cos.clone() - odd.clone() * self.sin.clone();
-        let rotated_odd = even * self.sin.clone() + odd * self.cos.clone();
-        Tensor::stack::<5>(vec![rotated_even, rotated_odd], 4)
-            .reshape([b, h, s, d])
-            .cast(dtype)
+        blt_kernels::rope(x, self.cos.clone(), self.sin.clone())
     }
 }
 

@@ -56,6 +56,17 @@ pub struct SegmentResult {
     pub embeddings: Option<Vec<f32>>,
 }
 
+/// What detection said about a document (strings as written to outputs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectionSummary {
+    /// The format (`png`, `code:rust`, `text`, …).
+    pub format: String,
+    /// The modality it was routed to.
+    pub modality: String,
+    /// How it was found (`magic`, `shebang`, `extension`, `fallback`, `override`).
+    pub by: String,
+}
+
 /// Everything computed for one document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentResult {
@@ -69,6 +80,8 @@ pub struct DocumentResult {
     pub segments: Vec<SegmentResult>,
     /// Model width (embedding row length).
     pub dim: usize,
+    /// Detection, when the document went through it.
+    pub detection: Option<DetectionSummary>,
 }
 
 /// Mean of the rows `range` of a row-major `[n, dim]` matrix.
@@ -172,6 +185,11 @@ impl DocumentResult {
         metadata.insert("num_patches".into(), lengths.len().to_string());
         metadata.insert("num_segments".into(), self.segments.len().to_string());
         metadata.insert("embeddings".into(), embeddings.as_str().into());
+        if let Some(d) = &self.detection {
+            metadata.insert("detected_format".into(), d.format.clone());
+            metadata.insert("detected_modality".into(), d.modality.clone());
+            metadata.insert("detected_by".into(), d.by.clone());
+        }
         if embeddings == EmbeddingsMode::None {
             metadata.remove("embeddings_dtype");
         }
@@ -208,9 +226,20 @@ impl DocumentResult {
                 let offset = token_offset;
                 token_offset += s.ids.len() as u64;
                 let coherence = coherence(&s.prominence, &s.entropies);
-                // Document byte offset of each token position's byte (specials take the offset of
-                // the next byte), so a patch maps to the bytes it covers.
-                let base = s.segment.byte_range.start;
+                // Offset of each token position's byte (specials take the offset of the next
+                // byte), so a patch maps to the bytes it covers: document offsets for a raw
+                // segment, offsets in the decoded content for a view (decoded pixels, samples,
+                // text), whose leaves then carry the segment's whole document range and their
+                // decoded range in metadata. A view is a segment whose byte tokens are not
+                // exactly its document range.
+                let byte_tokens = s
+                    .ids
+                    .iter()
+                    .filter(|&&id| BltTokenizer::id_to_byte(id).is_some())
+                    .count() as u64;
+                let range = &s.segment.byte_range;
+                let is_view = s.segment.decoded.is_some() || byte_tokens != range.end - range.start;
+                let base = if is_view { 0 } else { range.start };
                 let mut byte_at = Vec::with_capacity(s.ids.len() + 1);
                 let mut next = base;
                 for &id in &s.ids {
@@ -237,15 +266,24 @@ impl DocumentResult {
                             (mean, if slice.is_empty() { 0.0 } else { max })
                         };
                         let (mean_entropy, max_entropy) = stat(&s.entropies);
+                        let own = byte_at[tokens.start]..byte_at[tokens.end];
+                        let (byte_range, metadata) = if is_view {
+                            (
+                                range.clone(),
+                                serde_json::json!({ "decoded_range": [own.start, own.end] }),
+                            )
+                        } else {
+                            (own, serde_json::json!({}))
+                        };
                         Leaf {
-                            byte_range: byte_at[tokens.start]..byte_at[tokens.end],
+                            byte_range,
                             // document token positions (the concatenation of all segments)
                             token_range: offset + r.start as u64..offset + r.end as u64,
                             mean_entropy,
                             max_entropy,
                             prominence: stat(&s.prominence).0,
                             coherence: stat(&coherence).0,
-                            metadata: serde_json::json!({}),
+                            metadata,
                         }
                     })
                     .collect();

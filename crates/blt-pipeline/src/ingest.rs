@@ -18,12 +18,12 @@ use blt_datasets::{
 use blt_model::backend::Backend;
 use blt_model::{EntropyEstimator, EstimateOptions};
 use blt_patcher::Patcher;
-use blt_pretokenize::{Segmenter, WholeDocument};
+use blt_pretokenize::{Detection, Modality, Pretokenized, Pretokenizer, Segment};
 use blt_sidecar::HypergraphSidecar;
 use blt_tokenizer::BltTokenizer;
 use serde::Serialize;
 
-use crate::document::{mean_rows, DocumentResult, EmbeddingsMode, SegmentResult};
+use crate::document::{mean_rows, DetectionSummary, DocumentResult, EmbeddingsMode, SegmentResult};
 use crate::{Error, Result};
 
 /// How outputs are laid out.
@@ -37,6 +37,31 @@ pub enum OutputFormat {
     /// `<prefix>.shard_NNNNNN.arrow` (Meta's precomputed-entropies layout) or `.parquet` (with
     /// patch lengths and provenance), each followed by a `.complete` marker. No sidecars.
     EntropyShards(EntropyShardOptions),
+}
+
+/// How a document's segments are fed to the entropy model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SegmentMode {
+    /// Each segment is its own sequence (`BOS + bytes + EOS`). The default: a segment's
+    /// entropies do not depend on the segments before it (a PDF page's text is not conditioned
+    /// on the compressed file bytes, a code unit not on the unit before it), so outputs are
+    /// stable when a segmenter's options change, and short segments batch well.
+    #[default]
+    Separate,
+    /// The document's segments concatenated into one sequence, each ended by EOS
+    /// (`BOS + s1 + EOS + s2 + EOS …`): the model keeps the context across segments (paragraphs
+    /// or lines of one text). Per-segment results are the slices of that one sequence.
+    Concatenated,
+}
+
+impl SegmentMode {
+    /// The name used on the command line and in metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Separate => "separate",
+            Self::Concatenated => "concatenated",
+        }
+    }
 }
 
 /// Everything an ingest run needs besides the model.
@@ -76,6 +101,11 @@ pub struct IngestConfig {
     /// `completions/<rank>` marker exists is skipped, outputs resume (as `resume`), and
     /// `stats/<rank>.json` then `completions/<rank>` are written when the rank is done.
     pub ranked: bool,
+    /// Detection and the per-modality pre-tokenizers (containers are expanded into their
+    /// members, each a document of its own).
+    pub pretokenizer: Pretokenizer,
+    /// How segments are fed to the model.
+    pub segment_mode: SegmentMode,
 }
 
 /// A document that could not be processed.
@@ -85,7 +115,7 @@ pub struct DocumentFailure {
     pub key: String,
     /// Its path, if any.
     pub path: Option<String>,
-    /// `read`, `model` or `write`.
+    /// `read`, `pretokenize`, `model` or `write`.
     pub stage: &'static str,
     /// Why.
     pub reason: String,
@@ -116,6 +146,21 @@ pub struct IngestStats {
     pub seconds: f64,
     /// Seconds the model stage waited for the reader (an idle model means slow input).
     pub model_wait_seconds: f64,
+    /// Written documents and their segments per modality (`--modality-stats`).
+    pub modalities: BTreeMap<String, ModalityStats>,
+    /// Written documents per detected format (`png`, `code:rust`, `text`, …).
+    pub formats: BTreeMap<String, usize>,
+}
+
+/// Counts for one modality.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ModalityStats {
+    /// Written documents detected as this modality.
+    pub documents: usize,
+    /// Segments of this modality (in documents of any modality).
+    pub segments: usize,
+    /// Bytes the model saw in those segments (decoded content counts as its decoded length).
+    pub bytes: u64,
 }
 
 /// Told about progress, from the writer thread.
@@ -132,8 +177,18 @@ pub trait IngestObserver: Sync {
 pub struct Quiet;
 impl IngestObserver for Quiet {}
 
+/// A document read and pre-tokenized, ready for the model.
+struct Prepared {
+    doc: DocumentRef,
+    /// The path to report (`archive.zip!/inner/path` for a container member).
+    source_path: Option<String>,
+    bytes: Vec<u8>,
+    detection: Detection,
+    segments: Vec<Segment>,
+}
+
 enum Loaded {
-    Doc(DocumentRef, Vec<u8>),
+    Doc(Box<Prepared>),
     Skipped(DocumentRef),
     Failed(DocumentFailure, u64),
 }
@@ -198,8 +253,7 @@ pub fn ingest<B: Backend>(
     let (write_tx, write_rx) = sync_channel::<ToWriter>(cap);
 
     let (mut stats, model_wait) = std::thread::scope(|scope| -> Result<(IngestStats, Duration)> {
-        let reader =
-            scope.spawn(|| read_documents(stream, &complete, config.max_doc_bytes, load_tx));
+        let reader = scope.spawn(|| read_documents(stream, &complete, config, load_tx));
         let writer = scope.spawn(|| write_outputs(config, write_rx, observer));
         let wait = run_model(estimator, config, load_rx, write_tx);
         // The reader ends when its channel closes; its result carries nothing.
@@ -302,9 +356,22 @@ fn completed_keys(config: &IngestConfig) -> Result<BTreeSet<String>> {
 fn read_documents(
     docs: impl Iterator<Item = SourceItem>,
     complete: &BTreeSet<String>,
-    max_bytes: Option<u64>,
+    config: &IngestConfig,
     tx: SyncSender<Loaded>,
 ) {
+    // Container members are not in the enumeration: in the per-document layout their
+    // completeness is checked on disk.
+    let dir_sink = match config.format {
+        OutputFormat::Safetensors => SafetensorsDirSink::new(&config.output_dir).ok(),
+        OutputFormat::WebDataset(_) | OutputFormat::EntropyShards(_) => None,
+    };
+    let member_complete = |key: &str| {
+        complete.contains(key)
+            || (config.resume
+                && dir_sink.as_ref().is_some_and(|sink| {
+                    sink.is_complete(key) && sidecar_path(&config.output_dir, key).is_file()
+                }))
+    };
     for item in docs {
         let doc = match item {
             Ok(doc) => doc,
@@ -321,21 +388,140 @@ fn read_documents(
                 continue;
             }
         };
-        let msg = if complete.contains(&doc.key) {
-            Loaded::Skipped(doc)
+        let msgs = if complete.contains(&doc.key) {
+            vec![Loaded::Skipped(doc)]
         } else {
-            match doc.read(max_bytes) {
-                Ok(bytes) => Loaded::Doc(doc, bytes),
+            match doc.read(config.max_doc_bytes) {
+                Ok(bytes) => prepare(doc, bytes, config, &member_complete),
                 Err(e) => {
                     let len = doc.byte_len;
-                    Loaded::Failed(failure(&doc, "read", e), len)
+                    vec![Loaded::Failed(failure(&doc, "read", e), len)]
                 }
             }
         };
-        if tx.send(msg).is_err() {
-            return; // the model stage stopped
+        for msg in msgs {
+            if tx.send(msg).is_err() {
+                return; // the model stage stopped
+            }
         }
     }
+}
+
+/// Detects and pre-tokenizes one document; a container gives one message per member (and one
+/// failure per skipped member). Members that are containers themselves are not opened: they
+/// are one `binary` segment each (no recursion, so no nested bombs).
+fn prepare(
+    doc: DocumentRef,
+    bytes: Vec<u8>,
+    config: &IngestConfig,
+    member_complete: &dyn Fn(&str) -> bool,
+) -> Vec<Loaded> {
+    let name = std::path::Path::new(&doc.name);
+    let pre = &config.pretokenizer;
+    let detection = pre.detect(&bytes, Some(name));
+    // The Arrow/Parquet entropy layout holds one entropy per position of the sample's own
+    // byte sequence (`text`), as Meta's trainer reads it: the document is one segment, never
+    // split, decoded or expanded.
+    if matches!(config.format, OutputFormat::EntropyShards(_)) {
+        let segment = Segment {
+            modality: detection.modality(),
+            label: "document".into(),
+            byte_range: 0..bytes.len() as u64,
+            source_id: None,
+            metadata: serde_json::json!({}),
+            decoded: None,
+        };
+        return vec![Loaded::Doc(Box::new(Prepared {
+            source_path: doc.origin_label(),
+            doc,
+            bytes,
+            detection,
+            segments: vec![segment],
+        }))];
+    }
+    let out = match pre.pretokenize_as(&detection, &bytes) {
+        Ok(out) => out,
+        Err(e) => {
+            let len = bytes.len() as u64;
+            return vec![Loaded::Failed(failure(&doc, "pretokenize", e), len)];
+        }
+    };
+    let contents = match out {
+        Pretokenized::Segments(segments) => {
+            return vec![Loaded::Doc(Box::new(Prepared {
+                source_path: doc.origin_label(),
+                doc,
+                bytes,
+                detection,
+                segments,
+            }))];
+        }
+        Pretokenized::Container(contents) => contents,
+    };
+    let member_ref = |inner: &str, len: u64| {
+        let member_name = format!("{}!/{inner}", doc.name);
+        DocumentRef {
+            key: blt_datasets::document_key(&member_name),
+            name: member_name,
+            source: doc.source.clone(),
+            byte_len: len,
+        }
+    };
+    let mut msgs = Vec::with_capacity(contents.members.len() + contents.skipped.len());
+    for skipped in contents.skipped {
+        let member = member_ref(&skipped.name, 0);
+        let mut f = failure(
+            &member,
+            "pretokenize",
+            format!("zip member skipped: {}", skipped.reason),
+        );
+        f.path = doc.origin_label().map(|p| format!("{p}!/{}", skipped.name));
+        msgs.push(Loaded::Failed(f, 0));
+    }
+    for member in contents.members {
+        let mdoc = member_ref(&member.inner_path, member.bytes.len() as u64);
+        if member_complete(&mdoc.key) {
+            msgs.push(Loaded::Skipped(mdoc));
+            continue;
+        }
+        let source_path = doc
+            .origin_label()
+            .map(|p| format!("{p}!/{}", member.inner_path));
+        let mut detection = pre.detect(
+            &member.bytes,
+            Some(std::path::Path::new(&member.inner_path)),
+        );
+        let out = if detection.modality() == Modality::Container {
+            detection.format = blt_pretokenize::Format::Unknown(Modality::Binary);
+            Ok(Pretokenized::Segments(vec![Segment {
+                modality: Modality::Binary,
+                label: "document".into(),
+                byte_range: 0..member.bytes.len() as u64,
+                source_id: None,
+                metadata: serde_json::json!({ "nested_container": true }),
+                decoded: None,
+            }]))
+        } else {
+            pre.pretokenize_as(&detection, &member.bytes)
+        };
+        match out {
+            Ok(Pretokenized::Segments(segments)) => msgs.push(Loaded::Doc(Box::new(Prepared {
+                doc: mdoc,
+                source_path,
+                bytes: member.bytes,
+                detection,
+                segments,
+            }))),
+            Ok(Pretokenized::Container(_)) => {} // ruled out above
+            Err(e) => {
+                let len = member.bytes.len() as u64;
+                let mut f = failure(&mdoc, "pretokenize", e);
+                f.path = source_path;
+                msgs.push(Loaded::Failed(f, len));
+            }
+        }
+    }
+    msgs
 }
 
 /// Pulls documents, batches them by size, runs the model, sends results on. Returns the time
@@ -356,9 +542,9 @@ fn run_model<B: Backend>(
         let mut pending = Some(first);
         while let Some(msg) = pending.take() {
             match msg {
-                Loaded::Doc(doc, bytes) => {
-                    batch_bytes += bytes.len();
-                    batch.push((doc, bytes));
+                Loaded::Doc(prepared) => {
+                    batch_bytes += prepared.bytes.len();
+                    batch.push(*prepared);
                 }
                 Loaded::Skipped(doc) => {
                     if tx.send(ToWriter::Skipped(doc.byte_len)).is_err() {
@@ -395,14 +581,15 @@ fn run_model<B: Backend>(
 fn process_batch<B: Backend>(
     estimator: &EntropyEstimator<B>,
     config: &IngestConfig,
-    batch: Vec<(DocumentRef, Vec<u8>)>,
+    batch: Vec<Prepared>,
 ) -> Vec<ToWriter> {
     match analyze_documents(estimator, config, &batch) {
         Ok(results) => results
             .into_iter()
             .zip(&batch)
-            .map(|(r, (doc, _))| {
-                let metadata = doc
+            .map(|(r, p)| {
+                let metadata = p
+                    .doc
                     .row_metadata()
                     .map(|m| serde_json::Value::Object(m.clone().into_iter().collect()));
                 ToWriter::Done(Box::new(r), metadata)
@@ -414,7 +601,11 @@ fn process_batch<B: Backend>(
             .collect(),
         Err(e) => batch
             .into_iter()
-            .map(|(doc, bytes)| ToWriter::Failed(failure(&doc, "model", &e), bytes.len() as u64))
+            .map(|p| {
+                let mut f = failure(&p.doc, "model", &e);
+                f.path = p.source_path.clone();
+                ToWriter::Failed(f, p.bytes.len() as u64)
+            })
             .collect(),
     }
 }
@@ -422,60 +613,94 @@ fn process_batch<B: Backend>(
 fn analyze_documents<B: Backend>(
     estimator: &EntropyEstimator<B>,
     config: &IngestConfig,
-    batch: &[(DocumentRef, Vec<u8>)],
+    batch: &[Prepared],
 ) -> Result<Vec<DocumentResult>> {
     let dim = estimator.config().dim;
-    let segmented: Vec<Vec<blt_pretokenize::Segment>> = batch
-        .iter()
-        .map(|(_, bytes)| WholeDocument.segment(bytes))
-        .collect::<std::result::Result<_, _>>()?;
-    let mut ids: Vec<Vec<u32>> = Vec::new();
-    for ((_, bytes), segments) in batch.iter().zip(&segmented) {
-        for s in segments {
-            ids.push(config.tokenizer.encode(s.bytes(bytes)));
+    // One model sequence per segment (separate) or per document (concatenated); `spans[d]`
+    // lists, per segment of document d, its sequence and its token range in that sequence.
+    let mut sequences: Vec<Vec<u32>> = Vec::new();
+    let mut spans: Vec<Vec<(usize, std::ops::Range<usize>)>> = Vec::with_capacity(batch.len());
+    for p in batch {
+        let mut doc_spans = Vec::with_capacity(p.segments.len());
+        match config.segment_mode {
+            SegmentMode::Separate => {
+                for s in &p.segments {
+                    let ids = config.tokenizer.encode(s.bytes(&p.bytes));
+                    doc_spans.push((sequences.len(), 0..ids.len()));
+                    sequences.push(ids);
+                }
+            }
+            SegmentMode::Concatenated => {
+                let mut ids = Vec::new();
+                for (i, s) in p.segments.iter().enumerate() {
+                    let start = ids.len();
+                    let tokenizer = config
+                        .tokenizer
+                        .with_bos(i == 0 && config.tokenizer.adds_bos());
+                    tokenizer.encode_into(s.bytes(&p.bytes), &mut ids);
+                    doc_spans.push((sequences.len(), start..ids.len()));
+                }
+                sequences.push(ids);
+            }
         }
+        spans.push(doc_spans);
     }
-    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
     let options = EstimateOptions {
         hidden: config.embeddings != EmbeddingsMode::None,
         logits: false,
         max_batch_tokens: config.max_batch_tokens,
     };
-    let mut estimates = estimator.estimate_many(&refs, options)?.into_iter();
-    let mut ids = ids.into_iter();
+    let estimates = estimator.estimate_many(&refs, options)?;
+    if estimates.len() != sequences.len() {
+        return Err(Error::Stage("estimate count mismatch".into()));
+    }
     let mut results = Vec::with_capacity(batch.len());
-    for ((doc, bytes), segments) in batch.iter().zip(segmented) {
-        let mut seg_results = Vec::with_capacity(segments.len());
-        for segment in segments {
-            let (Some(ids), Some(est)) = (ids.next(), estimates.next()) else {
-                return Err(Error::Stage("estimate count mismatch".into()));
-            };
-            let patches = config.patcher.patch(&ids, Some(&est.entropies))?;
-            let embeddings = match (config.embeddings, est.hidden) {
-                (EmbeddingsMode::Byte, Some(h)) => Some(h),
+    for (p, doc_spans) in batch.iter().zip(spans) {
+        let mut seg_results = Vec::with_capacity(p.segments.len());
+        for (segment, (seq, range)) in p.segments.iter().zip(doc_spans) {
+            let est = &estimates[seq];
+            let ids = sequences[seq][range.clone()].to_vec();
+            let entropies = est.entropies[range.clone()].to_vec();
+            let prominence = est.prominence[range.clone()].to_vec();
+            let patches = config.patcher.patch(&ids, Some(&entropies))?;
+            let hidden = est
+                .hidden
+                .as_ref()
+                .map(|h| &h[range.start * dim..range.end * dim]);
+            let embeddings = match (config.embeddings, hidden) {
+                (EmbeddingsMode::Byte, Some(h)) => Some(h.to_vec()),
                 (EmbeddingsMode::Patch, Some(h)) => Some(
                     patches
                         .iter()
-                        .flat_map(|r| mean_rows(&h, dim, r.start..r.end.min(ids.len())))
+                        .flat_map(|r| mean_rows(h, dim, r.start..r.end.min(ids.len())))
                         .collect(),
                 ),
                 _ => None,
             };
+            let mut segment = segment.clone();
+            // the decoded content is in the token ids; the record does not need it twice
+            segment.decoded = None;
             seg_results.push(SegmentResult {
                 segment,
                 ids,
-                entropies: est.entropies,
-                prominence: est.prominence,
+                entropies,
+                prominence,
                 patches,
                 embeddings,
             });
         }
         results.push(DocumentResult {
-            key: doc.key.clone(),
-            source_path: doc.origin_label(),
-            bytes: bytes.clone(),
+            key: p.doc.key.clone(),
+            source_path: p.source_path.clone(),
+            bytes: p.bytes.clone(),
             segments: seg_results,
             dim,
+            detection: Some(DetectionSummary {
+                format: p.detection.format.name(),
+                modality: p.detection.modality().as_str().to_owned(),
+                by: p.detection.by.as_str().to_owned(),
+            }),
         });
     }
     Ok(results)
@@ -575,6 +800,7 @@ fn write_outputs(
                         stats.bytes += len;
                         stats.tokens += doc.token_count() as u64;
                         stats.patches += doc.patch_count() as u64;
+                        count_modalities(&mut stats, &doc);
                         (len, None)
                     }
                     // A shard that failed to write has lost its open samples: stop, and let a
@@ -733,4 +959,27 @@ fn rebuild_missing_shard_sidecars(config: &IngestConfig, opts: &ShardOptions) ->
         write_sidecar(&sidecar, &docs, config)?;
     }
     Ok(())
+}
+
+fn count_modalities(stats: &mut IngestStats, doc: &DocumentResult) {
+    if let Some(d) = &doc.detection {
+        stats
+            .modalities
+            .entry(d.modality.clone())
+            .or_default()
+            .documents += 1;
+        *stats.formats.entry(d.format.clone()).or_default() += 1;
+    }
+    for s in &doc.segments {
+        let entry = stats
+            .modalities
+            .entry(s.segment.modality.as_str().to_owned())
+            .or_default();
+        entry.segments += 1;
+        entry.bytes += s
+            .ids
+            .iter()
+            .filter(|&&id| BltTokenizer::id_to_byte(id).is_some())
+            .count() as u64;
+    }
 }

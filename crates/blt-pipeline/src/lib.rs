@@ -10,13 +10,14 @@ pub mod ranks;
 pub mod readback;
 
 pub use analyze::{DocumentAnalysis, DocumentAnalyzer};
-pub use document::{DocumentResult, EmbeddingsMode, SegmentResult};
+pub use document::{DetectionSummary, DocumentResult, EmbeddingsMode, SegmentResult};
 pub use evaluate::{
     calibrate_entropies, calibrate_threshold, check_threshold_writable, evaluate,
     mean_patch_length, write_threshold, Calibration, EvalReport,
 };
 pub use ingest::{
-    ingest, DocumentFailure, IngestConfig, IngestObserver, IngestStats, OutputFormat, Quiet,
+    ingest, DocumentFailure, IngestConfig, IngestObserver, IngestStats, ModalityStats,
+    OutputFormat, Quiet, SegmentMode,
 };
 pub use model_source::{LoadedModel, ModelSource, ModelSpec};
 pub use ranks::{merge_rank_stats, MergedStats};

@@ -196,6 +196,20 @@ impl StoredDocument {
                 .as_ref()
                 .and_then(|s| s.get(1).copied())
                 .unwrap_or(0),
+            detection: match (
+                self.metadata.get("detected_format"),
+                self.metadata.get("detected_modality"),
+                self.metadata.get("detected_by"),
+            ) {
+                (Some(format), Some(modality), Some(by)) => {
+                    Some(crate::document::DetectionSummary {
+                        format: format.clone(),
+                        modality: modality.clone(),
+                        by: by.clone(),
+                    })
+                }
+                _ => None,
+            },
         }
     }
 }

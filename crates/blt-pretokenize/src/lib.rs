@@ -1,10 +1,42 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod binary;
+#[cfg(feature = "code")]
+mod code;
+mod container;
+mod coverage;
+mod detect;
+mod dispatch;
+mod pdf;
+mod text;
+
 use std::fmt;
 use std::ops::Range;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+pub mod audio;
+pub mod image;
+#[cfg(feature = "video")]
+pub mod video;
+
+pub use audio::{AudioOptions, AudioSegmenter};
+pub use binary::{BinaryOptions, BinarySegmenter};
+#[cfg(feature = "code")]
+pub use code::{CodeOptions, CodeSegmenter};
+pub use container::{
+    extract_zip, ContainerContents, ContainerLimits, ContainerMember, SkippedMember,
+};
+pub use coverage::{assert_accounts_for_every_byte, source_id};
+pub use detect::{detect, DetectedBy, Detection, Format, Language};
+pub use dispatch::{PretokenizeOptions, Pretokenized, Pretokenizer};
+pub use image::{ImageColor, ImageOptions, ImageSegmenter};
+pub use pdf::{PdfOptions, PdfSegmenter};
+pub use text::{TextOptions, TextSegmenter, TextSplit};
+#[cfg(feature = "video")]
+pub use video::{VideoOptions, VideoSegmenter};
 
 /// What kind of content a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,8 +54,10 @@ pub enum Modality {
     Video,
     /// A PDF page's text or the PDF's bytes.
     Pdf,
-    /// Anything else: bytes are bytes.
+    /// Anything else: bytes are bytes (executables, unknown formats).
     Binary,
+    /// An archive whose members are documents of their own (ZIP, JAR, DOCX, …).
+    Container,
 }
 
 impl Modality {
@@ -37,7 +71,31 @@ impl Modality {
             Self::Video => "video",
             Self::Pdf => "pdf",
             Self::Binary => "binary",
+            Self::Container => "container",
         }
+    }
+
+    /// Every modality, in a fixed order.
+    pub const ALL: [Modality; 8] = [
+        Self::Text,
+        Self::Code,
+        Self::Image,
+        Self::Audio,
+        Self::Video,
+        Self::Pdf,
+        Self::Binary,
+        Self::Container,
+    ];
+}
+
+impl FromStr for Modality {
+    type Err = PretokenizeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| PretokenizeError::UnknownModality(s.to_owned()))
     }
 }
 
@@ -103,7 +161,29 @@ pub enum PretokenizeError {
         /// The value the input asked for.
         actual: u64,
     },
+    /// A segmenter was configured with options that cannot work (a zero patch size, …).
+    #[error("invalid {segmenter} options: {reason}")]
+    InvalidOptions {
+        /// The segmenter (`image`, `audio`, `video`).
+        segmenter: &'static str,
+        /// Which option is wrong and why.
+        reason: String,
+    },
+    /// A `--modality` name that is not one of [`Modality::ALL`].
+    #[error("unknown modality {0:?} (expected one of text, code, image, audio, video, pdf, binary, container)")]
+    UnknownModality(String),
+    /// A code parser could not be set up or gave no tree.
+    #[error("cannot parse {language} code: {reason}")]
+    Parse {
+        /// The language.
+        language: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
+
+/// Result of this crate's fallible functions.
+pub type Result<T, E = PretokenizeError> = std::result::Result<T, E>;
 
 /// Splits a document into segments.
 pub trait Segmenter {
@@ -148,7 +228,10 @@ mod tests {
             assert_eq!(covered, doc.len() as u64);
             assert_eq!(segs[0].bytes(doc), doc);
         }
-        assert_eq!(WholeDocument.segment(b"\xff").unwrap()[0].modality, Modality::Binary);
+        assert_eq!(
+            WholeDocument.segment(b"\xff").unwrap()[0].modality,
+            Modality::Binary
+        );
         assert_eq!(
             WholeDocument.segment("é".as_bytes()).unwrap()[0].modality,
             Modality::Text

@@ -1,0 +1,303 @@
+//! `blt ingest` over a mixed folder (text, code, a system ELF binary, a Debian PDF, a ZIP, and
+//! broken copies of each), `--modality-stats`, `--segment-mode`, and `blt detect`.
+//! The PDF comes from `ghostscript-doc` (`scripts/setup/20-pretokenize-test-files.sh`).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const PDF: &str = "/usr/share/doc/ghostscript/GS9_Color_Management.pdf";
+
+fn model() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../blt-model/tests/fixtures/tiny")
+        .display()
+        .to_string()
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blt"))
+        .env_remove("BLT_MODEL")
+        .env("HF_HUB_OFFLINE", "1")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in files {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// The one output file whose name starts with `prefix` and ends with `suffix`.
+fn output(out: &Path, prefix: &str, suffix: &str) -> std::path::PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let f = p.file_name().unwrap().to_string_lossy().into_owned();
+            f.starts_with(prefix) && f.ends_with(suffix)
+        })
+        .unwrap_or_else(|| panic!("no {prefix}*{suffix} in {}", out.display()))
+}
+
+/// (label, source_id) of each Branch in the sidecar of the output starting with `prefix`.
+fn branches(out: &Path, prefix: &str) -> Vec<(String, Option<String>)> {
+    let db = rusqlite::Connection::open(output(out, prefix, ".hypergraph.sqlite")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT label, source_id FROM nodes WHERE kind = 'branch' ORDER BY position")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows
+}
+
+fn labels(out: &Path, prefix: &str) -> Vec<String> {
+    branches(out, prefix).into_iter().map(|(l, _)| l).collect()
+}
+
+#[test]
+fn mixed_folder_good_files_written_bad_files_one_error_line_each() {
+    assert!(
+        Path::new(PDF).is_file(),
+        "{PDF} is missing: run scripts/setup/20-pretokenize-test-files.sh"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let pdf = std::fs::read(PDF).unwrap();
+    let elf = std::fs::read("/bin/true").unwrap();
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "prose.txt",
+            b"Entropy patching groups bytes.\n\nA second paragraph.\n".to_vec(),
+        ),
+        (
+            "lib.rs",
+            b"use std::fmt;\n\n/// Doc.\nfn one() -> u8 { 1 }\n\nstruct S;\n".to_vec(),
+        ),
+        (
+            "tool",
+            b"#!/usr/bin/env python3\nimport sys\n\ndef main():\n    print(sys.argv)\n".to_vec(),
+        ),
+        ("true.bin", elf.clone()),
+        ("manual.pdf", pdf.clone()),
+        (
+            "bundle.zip",
+            zip_of(&[
+                ("docs/readme.txt", b"inside the zip"),
+                ("src/m.py", b"def f():\n    return 1\n"),
+                ("../escape.txt", b"must not be extracted"),
+            ]),
+        ),
+        // broken copies
+        ("broken.pdf", pdf[..pdf.len() / 2].to_vec()),
+        ("broken-elf", elf[..20].to_vec()),
+        (
+            "broken.zip",
+            b"PK\x03\x04 this is not a zip archive".to_vec(),
+        ),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(input.join(name), bytes).unwrap();
+    }
+    let o = run(
+        &[
+            "ingest",
+            "--model",
+            &model(),
+            "--input",
+            "in",
+            "--output",
+            "out",
+            "--pdf-max-pages",
+            "3",
+            // the 6.6 MB raw view is tested in blt-pretokenize; through the tiny CPU model here
+            // it would take minutes
+            "--pdf-no-raw-view",
+            "--modality-stats",
+            "--embeddings",
+            "none",
+        ],
+        tmp.path(),
+    );
+    let err = text(&o.stderr);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{err}");
+    // 6 good files, of which the zip expands to 2 members; 3 broken files + 1 escaping member
+    assert!(
+        err.contains("7 written, 0 skipped, 4 failed of 11 documents"),
+        "{err}"
+    );
+    for bad in ["broken.pdf", "broken-elf", "broken.zip", "../escape.txt"] {
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains(bad)).collect();
+        assert_eq!(lines.len(), 1, "{bad}: {err}");
+        assert!(lines[0].contains("pretokenize failed"), "{}", lines[0]);
+    }
+    assert!(err.contains("cannot decode pdf"), "{err}");
+    assert!(err.contains("path escapes"), "{err}");
+
+    let out = tmp.path().join("out");
+    // code units and gaps
+    assert_eq!(
+        labels(&out, "lib_rs-"),
+        ["gap", "function_item one", "gap", "struct_item S", "gap"]
+    );
+    assert_eq!(labels(&out, "tool-")[1], "function_definition main");
+    // ELF sections and gaps
+    let bin = labels(&out, "true_bin-");
+    assert!(bin.contains(&"section .text".to_owned()), "{bin:?}");
+    // PDF: page texts with one same_source hyperedge
+    let views = branches(&out, "manual_pdf-");
+    assert_eq!(views[0].0, "page 1");
+    assert!(views.len() >= 2, "{views:?}");
+    let id = views[0].1.clone().unwrap();
+    assert!(id.starts_with("sha256:"));
+    assert!(views.iter().all(|(_, s)| s.as_deref() == Some(id.as_str())));
+    let data = std::fs::read(output(&out, "manual_pdf-", ".safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&data).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&data).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta["detected_format"], "pdf");
+    assert_eq!(meta["detected_by"], "magic");
+    assert_eq!(st.tensor("segments").unwrap().shape()[0], views.len());
+    let sidecar = output(&out, "manual_pdf-", ".hypergraph.sqlite");
+    let db = rusqlite::Connection::open(&sidecar).unwrap();
+    let same_source: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM hyperedges WHERE label = 'same_source'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(same_source, 1);
+    // zip members are documents named by inner path
+    let member = output(&out, "bundle_zip_src_m_py-", ".safetensors");
+    let data = std::fs::read(&member).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&data).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert!(
+        meta["source_path"].ends_with("in/bundle.zip!/src/m.py"),
+        "{meta:?}"
+    );
+    assert_eq!(meta["detected_format"], "code:python");
+    // nothing escaped the output folder
+    assert!(!tmp.path().join("escape.txt").exists());
+    // --modality-stats
+    assert!(
+        stdout.contains("modality\tdocuments\tsegments\tbytes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("pdf\t1\t0\t")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("code\t3\t")),
+        "{stdout}"
+    );
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["stats"]["formats"]["elf"], 1);
+    assert_eq!(run_json["stats"]["modalities"]["binary"]["documents"], 1);
+}
+
+#[test]
+fn segment_modes_and_forced_modality() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = "First paragraph here.\n\nSecond one.\n\nThird.";
+    std::fs::write(tmp.path().join("a.txt"), doc).unwrap();
+    let tokens = |mode: &str| {
+        let out = format!("out-{mode}");
+        let o = run(
+            &[
+                "ingest",
+                "--model",
+                &model(),
+                "--file",
+                "a.txt",
+                "--output",
+                &out,
+                "--text-split",
+                "paragraphs",
+                "--segment-mode",
+                mode,
+                "--embeddings",
+                "none",
+            ],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let data = std::fs::read(output(&tmp.path().join(&out), "a_txt-", ".safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&data).unwrap();
+        let ids: Vec<i32> = st
+            .tensor("token_ids")
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let segments = st.tensor("segments").unwrap().shape()[0];
+        (ids, segments)
+    };
+    let (separate, n) = tokens("separate");
+    assert_eq!(n, 3);
+    assert_eq!(
+        separate.iter().filter(|&&i| i == 1).count(),
+        3,
+        "a BOS per segment"
+    );
+    let (concatenated, n) = tokens("concatenated");
+    assert_eq!(n, 3);
+    assert_eq!(
+        concatenated.iter().filter(|&&i| i == 1).count(),
+        1,
+        "one BOS"
+    );
+    assert_eq!(
+        concatenated.iter().filter(|&&i| i == 2).count(),
+        3,
+        "an EOS per segment"
+    );
+    assert_eq!(concatenated.len(), doc.len() + 4);
+
+    // --modality forces the route: an ELF read as text is one text segment
+    std::fs::copy("/bin/true", tmp.path().join("t")).unwrap();
+    let o = run(&["detect", "t", "--modality", "text"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), "t\ttext\ttext\toverride");
+}
+
+#[test]
+fn detect_prints_format_modality_and_how() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/true", tmp.path().join("true")).unwrap();
+    std::fs::write(tmp.path().join("s.py"), "def f():\n    pass\n").unwrap();
+    std::fs::write(tmp.path().join("notes"), "just words").unwrap();
+    let o = run(&["detect", "true", "s.py", "notes"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "true\telf\tbinary\tmagic\ns.py\tcode:python\tcode\textension\nnotes\ttext\ttext\tfallback\n"
+    );
+    let o = run(&["detect", "--segments", "--json", "s.py"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["segments"][0]["label"], "function_definition f");
+    let o = run(&["detect", "missing-file"], tmp.path());
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("missing-file"));
+}

@@ -1,0 +1,276 @@
+//! The `#[cube]` kernels. Each row kernel maps row `(CUBE_POS · CUBE_DIM_Y + UNIT_POS_Y)` to
+//! the `CUBE_DIM_X` threads of one cube row; every thread takes part in every barrier, so rows
+//! past the end compute on nothing and write nothing.
+
+use cubecl::prelude::*;
+
+/// Sum over the threads of one cube row, through shared memory. Every thread gets the total.
+#[cube]
+fn row_sum(value: f32, smem: &mut SharedMemory<f32>, #[comptime] threads: usize) -> f32 {
+    let lane = UNIT_POS_X as usize;
+    let base = UNIT_POS_Y as usize * threads;
+    smem[base + lane] = value;
+    sync_cube();
+    let mut stride = CUBE_DIM_X as usize / 2;
+    while stride > 0 {
+        if lane < stride {
+            let other = smem[base + lane + stride];
+            smem[base + lane] += other;
+        }
+        sync_cube();
+        stride /= 2;
+    }
+    let total = smem[base];
+    sync_cube();
+    total
+}
+
+/// Maximum over the threads of one cube row. Every thread gets the maximum.
+#[cube]
+fn row_max(value: f32, smem: &mut SharedMemory<f32>, #[comptime] threads: usize) -> f32 {
+    let lane = UNIT_POS_X as usize;
+    let base = UNIT_POS_Y as usize * threads;
+    smem[base + lane] = value;
+    sync_cube();
+    let mut stride = CUBE_DIM_X as usize / 2;
+    while stride > 0 {
+        if lane < stride {
+            let other = smem[base + lane + stride];
+            let mine = smem[base + lane];
+            smem[base + lane] = f32::max(mine, other);
+        }
+        sync_cube();
+        stride /= 2;
+    }
+    let total = smem[base];
+    sync_cube();
+    total
+}
+
+/// `Σ x[start + i]²` over `i < width` for the calling cube row, in f32; every thread gets it.
+#[cube]
+fn row_sum_of_squares<F: Float>(
+    x: &Tensor<F>,
+    start: usize,
+    width: usize,
+    valid: bool,
+    smem: &mut SharedMemory<f32>,
+    #[comptime] threads: usize,
+) -> f32 {
+    let mut ss = f32::new(0.0);
+    if valid {
+        let mut i = UNIT_POS_X as usize;
+        while i < width {
+            let v = f32::cast_from(x[start + i]);
+            ss += v * v;
+            i += threads;
+        }
+    }
+    row_sum(ss, smem, threads)
+}
+
+#[cube]
+fn row_index() -> usize {
+    (CUBE_POS as usize) * (CUBE_DIM_Y as usize) + UNIT_POS_Y as usize
+}
+
+/// `H = ln S − T / S` with `S = Σ e^(x−m)`, `T = Σ (x−m)·e^(x−m)`, `m = max x`.
+#[cube(launch_unchecked)]
+pub(super) fn entropy_kernel<F: Float>(
+    logits: &Tensor<F>,
+    out: &mut Tensor<f32>,
+    rows: usize,
+    vocab: usize,
+    #[comptime] threads: usize,
+    #[comptime] rows_per_cube: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let mut smem = SharedMemory::<f32>::new(threads * rows_per_cube);
+    let row = row_index();
+    let lane = UNIT_POS_X as usize;
+    let valid = row < rows;
+    let start = row * vocab;
+
+    let mut m = f32::new(-3.0e38);
+    if valid {
+        let mut i = lane;
+        while i < vocab {
+            m = f32::max(m, f32::cast_from(logits[start + i]));
+            i += threads;
+        }
+    }
+    let m = row_max(m, &mut smem, threads);
+
+    let mut s = f32::new(0.0);
+    let mut t = f32::new(0.0);
+    if valid {
+        let mut i = lane;
+        while i < vocab {
+            let d = f32::cast_from(logits[start + i]) - m;
+            let e = f32::exp(d);
+            s += e;
+            t += d * e;
+            i += threads;
+        }
+    }
+    let s = row_sum(s, &mut smem, threads);
+    let t = row_sum(t, &mut smem, threads);
+    if valid && lane == 0 {
+        out[row] = f32::ln(s) - t / s;
+    }
+}
+
+/// `softmax(x · scale)` along each row: max, `Σ e^(x·scale − m)`, then the normalised values,
+/// in f32, rounded once to `F`.
+#[cube(launch_unchecked)]
+pub(super) fn softmax_kernel<F: Float>(
+    x: &Tensor<F>,
+    out: &mut Tensor<F>,
+    rows: usize,
+    width: usize,
+    scale: f32,
+    #[comptime] threads: usize,
+    #[comptime] rows_per_cube: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let mut smem = SharedMemory::<f32>::new(threads * rows_per_cube);
+    let row = row_index();
+    let lane = UNIT_POS_X as usize;
+    let valid = row < rows;
+    let start = row * width;
+
+    let mut m = f32::new(-3.0e38);
+    if valid {
+        let mut i = lane;
+        while i < width {
+            m = f32::max(m, f32::cast_from(x[start + i]) * scale);
+            i += threads;
+        }
+    }
+    let m = row_max(m, &mut smem, threads);
+
+    let mut s = f32::new(0.0);
+    if valid {
+        let mut i = lane;
+        while i < width {
+            s += f32::exp(f32::cast_from(x[start + i]) * scale - m);
+            i += threads;
+        }
+    }
+    let s = row_sum(s, &mut smem, threads);
+    let inv = f32::new(1.0) / s;
+    if valid {
+        let mut i = lane;
+        while i < width {
+            let e = f32::exp(f32::cast_from(x[start + i]) * scale - m);
+            out[start + i] = F::cast_from(e * inv);
+            i += threads;
+        }
+    }
+}
+
+/// `y = x · (mean(x²) + eps)^-½ · w`, in f32, rounded once to `F`.
+#[cube(launch_unchecked)]
+pub(super) fn rms_norm_kernel<F: Float>(
+    x: &Tensor<F>,
+    weight: &Tensor<F>,
+    out: &mut Tensor<F>,
+    rows: usize,
+    width: usize,
+    eps: f32,
+    #[comptime] threads: usize,
+    #[comptime] rows_per_cube: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let mut smem = SharedMemory::<f32>::new(threads * rows_per_cube);
+    let row = row_index();
+    let lane = UNIT_POS_X as usize;
+    let valid = row < rows;
+    let start = row * width;
+
+    let ss = row_sum_of_squares(x, start, width, valid, &mut smem, threads);
+    let inv = f32::new(1.0) / f32::sqrt(ss / f32::cast_from(width) + eps);
+    if valid {
+        let mut i = lane;
+        while i < width {
+            let v = f32::cast_from(x[start + i]) * inv * f32::cast_from(weight[i]);
+            out[start + i] = F::cast_from(v);
+            i += threads;
+        }
+    }
+}
+
+/// `silu(g) · u = g / (1 + e^-g) · u`, in f32, rounded once to `F`.
+#[cube(launch_unchecked)]
+pub(super) fn swiglu_kernel<F: Float>(
+    gate: &Tensor<F>,
+    up: &Tensor<F>,
+    out: &mut Tensor<F>,
+    n: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let i = (CUBE_POS as usize) * (CUBE_DIM as usize) + UNIT_POS as usize;
+    if i < n {
+        let g = f32::cast_from(gate[i]);
+        let u = f32::cast_from(up[i]);
+        out[i] = F::cast_from(g / (f32::new(1.0) + f32::exp(-g)) * u);
+    }
+}
+
+/// `p = ‖h‖₂` and `c = p² / (H + ε)`, in f32.
+#[cube(launch_unchecked)]
+pub(super) fn prominence_coherence_kernel<F: Float>(
+    hidden: &Tensor<F>,
+    entropies: &Tensor<f32>,
+    prominence: &mut Tensor<f32>,
+    coherence: &mut Tensor<f32>,
+    rows: usize,
+    width: usize,
+    eps: f32,
+    #[comptime] threads: usize,
+    #[comptime] rows_per_cube: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let mut smem = SharedMemory::<f32>::new(threads * rows_per_cube);
+    let row = row_index();
+    let lane = UNIT_POS_X as usize;
+    let valid = row < rows;
+    let start = row * width;
+
+    let ss = row_sum_of_squares(hidden, start, width, valid, &mut smem, threads);
+    if valid && lane == 0 {
+        prominence[row] = f32::sqrt(ss);
+        coherence[row] = ss / (entropies[row] + eps);
+    }
+}
+
+/// Interleaved rotary embedding of pair `(2i, 2i+1)` at position `s`:
+/// `(e·cos − o·sin, e·sin + o·cos)`, in f32, rounded once to `F`. `x` may be strided (a head
+/// view of a projection); `out` is contiguous `[b, h, s, d]`.
+#[cube(launch_unchecked)]
+pub(super) fn rope_kernel<F: Float>(
+    x: &Tensor<F>,
+    cos: &Tensor<f32>,
+    sin: &Tensor<f32>,
+    out: &mut Tensor<F>,
+    pairs: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let p = (CUBE_POS as usize) * (CUBE_DIM as usize) + UNIT_POS as usize;
+    if p < pairs {
+        let half = out.shape(3) / 2;
+        let i = p % half;
+        let rest = p / half;
+        let s = rest % out.shape(2);
+        let rest = rest / out.shape(2);
+        let h = rest % out.shape(1);
+        let b = rest / out.shape(1);
+        let src = b * x.stride(0) + h * x.stride(1) + s * x.stride(2) + 2 * i * x.stride(3);
+        let e = f32::cast_from(x[src]);
+        let o = f32::cast_from(x[src + x.stride(3)]);
+        let c = cos[s * half + i];
+        let n = sin[s * half + i];
+        out[2 * p] = F::cast_from(e * c - o * n);
+        out[2 * p + 1] = F::cast_from(e * n + o * c);
+    }
+}
