@@ -267,8 +267,18 @@ pub(crate) fn attention<B: Backend>(
     mask: Tensor<B, 4, Bool>,
     options: AttentionModuleOptions,
 ) -> Tensor<B, 4> {
-    // Half precision: the autotuned flash kernel is the right one.
+    // Half precision: the autotuned flash kernel (f32 accumulation) is the right one. Burn takes
+    // its naive path (the whole score matrix, softmax by reductions) whenever a scale is given,
+    // even the default one, so the default is passed as `None`.
     if query.dtype() != DType::F32 {
+        let head_dim = query.dims()[3] as f64;
+        let options = match options.scale {
+            Some(s) if (s * head_dim.sqrt() - 1.0).abs() < 1e-9 => AttentionModuleOptions {
+                scale: None,
+                ..options
+            },
+            _ => options,
+        };
         return reference::attention(query, key, value, mask, options);
     }
     // f32: CubeCL's flash kernels stage f32 inputs as f16 (unit) or TF32 (tensor cores), which

@@ -111,9 +111,10 @@ fn check_entropy<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
     for (i, shape) in ROW_SHAPES.into_iter().enumerate() {
         let logits = tensor::<B, 3>(shape, 10 + i as u64, 8.0, dtype, device);
         let got = host(blt_kernels::entropy(logits.clone()));
+        let again = host(blt_kernels::entropy(logits.clone()));
+        assert_eq!(got, again, "entropy {shape:?} {dtype:?}: two runs differ");
         let cpu = host(reference::entropy(on_cpu(&logits)));
         let want = host(reference::entropy(logits));
-        assert_close(&format!("entropy {shape:?} {dtype:?}"), &got, &want, tol);
         assert_close_to_cpu(
             &format!("entropy {shape:?} {dtype:?}"),
             &got,
@@ -121,6 +122,7 @@ fn check_entropy<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
             &cpu,
             tol,
         );
+        assert_close(&format!("entropy {shape:?} {dtype:?}"), &got, &want, tol);
     }
 }
 
@@ -131,7 +133,6 @@ fn check_rms_norm<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
         let got = host(blt_kernels::rms_norm(x.clone(), w.clone(), 1e-5));
         let cpu = host(reference::rms_norm(on_cpu(&x), on_cpu(&w), 1e-5));
         let want = host(reference::rms_norm(x, w, 1e-5));
-        assert_close(&format!("rms_norm {shape:?} {dtype:?}"), &got, &want, tol);
         assert_close_to_cpu(
             &format!("rms_norm {shape:?} {dtype:?}"),
             &got,
@@ -139,6 +140,7 @@ fn check_rms_norm<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
             &cpu,
             tol,
         );
+        assert_close(&format!("rms_norm {shape:?} {dtype:?}"), &got, &want, tol);
     }
 }
 
@@ -149,7 +151,6 @@ fn check_swiglu<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
         let got = host(blt_kernels::swiglu(g.clone(), u.clone()));
         let cpu = host(reference::swiglu(on_cpu(&g), on_cpu(&u)));
         let want = host(reference::swiglu(g, u));
-        assert_close(&format!("swiglu {shape:?} {dtype:?}"), &got, &want, tol);
         assert_close_to_cpu(
             &format!("swiglu {shape:?} {dtype:?}"),
             &got,
@@ -157,6 +158,7 @@ fn check_swiglu<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
             &cpu,
             tol,
         );
+        assert_close(&format!("swiglu {shape:?} {dtype:?}"), &got, &want, tol);
     }
 }
 
@@ -169,8 +171,8 @@ fn check_prominence_coherence<B: Backend>(device: &B::Device, dtype: DType, tol:
         let (wp, wc) = reference::prominence_coherence(h, e);
         let what = format!("prominence {shape:?} {dtype:?}");
         let (p, wp) = (host(p), host(wp));
-        assert_close(&what, &p, &wp, tol);
         assert_close_to_cpu(&what, &p, &wp, &host(cp), tol);
+        assert_close(&what, &p, &wp, tol);
         // Coherence divides by entropies near zero: compare relatively.
         let (c, wc) = (host(c), host(wc));
         let rel: Vec<f32> = c
@@ -194,8 +196,8 @@ fn check_softmax<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
         let cpu = host(reference::softmax(on_cpu(&x), 0.125));
         let want = host(reference::softmax(x, 0.125));
         let what = format!("softmax {shape:?} {dtype:?}");
-        assert_close(&what, &got, &want, tol);
         assert_close_to_cpu(&what, &got, &want, &cpu, tol);
+        assert_close(&what, &got, &want, tol);
     }
 }
 
@@ -276,6 +278,31 @@ fn check_attention_against_cpu<B: Backend>(device: &B::Device) {
         options,
     ));
     assert_close("attention", &run(5), &want, 2e-5);
+}
+
+/// Half-precision attention (the backend's flash kernel) against the CPU in f32 on the same
+/// rounded inputs, with the window mask the model uses.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn check_half_attention_against_cpu<B: Backend>(device: &B::Device, half: DType) {
+    let (b, h, q, k, hd) = (2, 3, 40, 72, 64);
+    let options = AttentionModuleOptions {
+        scale: Some(1.0 / (hd as f64).sqrt()),
+        softcap: None,
+        is_causal: false,
+    };
+    let t = |s: u64, len: usize| tensor::<B, 4>([b, h, len, hd], s, 1.0, half, device);
+    let (qt, kt, vt) = (t(5, q), t(6, k), t(7, k));
+    let mask = window_mask::<B>(q, k, 48, device).expand([b, h, q, k]);
+    let cpu_mask = window_mask::<Cpu>(q, k, 48, &Default::default()).expand([b, h, q, k]);
+    let want = host(reference::attention(
+        on_cpu(&qt),
+        on_cpu(&kt),
+        on_cpu(&vt),
+        cpu_mask,
+        options,
+    ));
+    let got = host(blt_kernels::attention(qt, kt, vt, mask, options));
+    assert_close(&format!("attention {half:?}"), &got, &want, 2e-2);
 }
 
 /// The CPU backend runs the references; check them against f64 arithmetic done here.
@@ -371,6 +398,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
             check_swiglu::<B>(device, half, 0.1);
             check_prominence_coherence::<B>(device, half, 2e-4);
             check_rope::<B>(device, half, 0.05);
+            check_half_attention_against_cpu::<B>(device, half);
         }
         None => eprintln!("{runtime}: this device has no half-precision float; checked f32 only"),
     }

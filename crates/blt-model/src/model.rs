@@ -381,12 +381,3 @@ pub(crate) fn token_tensor<B: Backend>(
 ) -> Tensor<B, 2, Int> {
     Tensor::from_data(TensorData::new(ids, [batch, seq]), device)
 }
-
-/// Uploads a boolean mask.
-pub(crate) fn bool_tensor<B: Backend, const D: usize>(
-    values: Vec<bool>,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Tensor<B, D, Bool> {
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
