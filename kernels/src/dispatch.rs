@@ -226,7 +226,48 @@ pub(crate) fn rope<B: Backend>(
     })
 }
 
+/// Whether cuBLAS may run the products on CUDA (`BLT_KERNELS_CUBLAS=0` turns it off, to compare
+/// with CubeCL's GEMMs).
+#[cfg(feature = "cuda")]
+fn cublas_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var("BLT_KERNELS_CUBLAS").as_deref() != Ok("0") && crate::cube::cublas::available()
+    })
+}
+
+/// `lhs · rhs` on cuBLAS, when `B` is the CUDA CubeCL backend and libcublas loads; `None`
+/// otherwise (logged once).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+fn cublas_matmul<B: Backend, const D: usize>(
+    lhs: &Tensor<B, D>,
+    rhs: &Tensor<B, D>,
+) -> Option<Result<Tensor<B, D>, String>> {
+    #[cfg(feature = "cuda")]
+    if is_cube::<B, cubecl::cuda::CudaRuntime>() {
+        if !cublas_enabled() {
+            note_reference::<B>("cublas", "libcublas not loadable or BLT_KERNELS_CUBLAS=0: CubeCL GEMMs");
+            return None;
+        }
+        type R = cubecl::cuda::CudaRuntime;
+        let l = to_cube::<_, R>(float(lhs.clone()));
+        let r = to_cube::<_, R>(float(rhs.clone()));
+        return Some(
+            crate::cube::cublas::matmul(l, r)
+                .map(|out| wrap(from_cube::<B::FloatTensorPrimitive, R>(out))),
+        );
+    }
+    None
+}
+
 pub(crate) fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tensor<B, 3> {
+    let [b, s, k] = x.dims();
+    let n = weight.dims()[1];
+    match cublas_matmul(&x.clone().reshape([b * s, k]), &weight) {
+        Some(Ok(out)) => return out.reshape([b, s, n]),
+        Some(Err(why)) => note_fallback::<B>("linear (cuBLAS)", &why),
+        None => {}
+    }
     // Half precision: the autotuned tensor-core GEMM is the right one.
     if x.dtype() != DType::F32 {
         return reference::linear(x, weight);
@@ -252,6 +293,11 @@ fn matmul_f32<B: Backend, const D: usize>(
     lhs: Tensor<B, D>,
     rhs: Tensor<B, D>,
 ) -> Option<Result<Tensor<B, D>, String>> {
+    match cublas_matmul(&lhs, &rhs) {
+        Some(Ok(out)) => return Some(Ok(out)),
+        Some(Err(why)) => note_fallback::<B>("matmul (cuBLAS)", &why),
+        None => {}
+    }
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let l = to_cube::<_, R>(float(lhs.clone()));
         let r = to_cube::<_, R>(float(rhs.clone()));

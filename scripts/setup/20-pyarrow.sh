@@ -1,15 +1,17 @@
 #!/bin/sh
-# pyarrow, for the tests that read blt's Arrow output back with the reader Meta's BLT trainer
-# uses (crates/blt-datasets/tests/tables.rs). Installed from PyPI into a venv under
-# ~/.cache/blt/pyarrow-venv, which the tests look for; nothing is installed when python3 already
-# has pyarrow or the venv exists. Without it the tests log that they skip the pyarrow check.
+# pyarrow and polars, for the tests that read blt's Arrow output back with the reader Meta's BLT
+# trainer uses and with Polars (crates/blt-datasets/tests/tables.rs). Installed from PyPI into a
+# venv under ~/.cache/blt/pyarrow-venv, which the tests look for; nothing is installed when that
+# venv (or python3) already has both. Without them the tests log that they skip those checks.
+# (Polars is read through its Python package, the same Rust engine: the Rust crate alone takes
+# over 35 minutes to compile on a 2-core CI machine.)
 set -eu
 
-if python3 -c 'import pyarrow' 2>/dev/null; then
+if python3 -c 'import pyarrow, polars' 2>/dev/null; then
     exit 0
 fi
 VENV="${HOME}/.cache/blt/pyarrow-venv"
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import pyarrow' 2>/dev/null; then
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import pyarrow, polars' 2>/dev/null; then
     exit 0
 fi
 
@@ -22,10 +24,9 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2
     $SUDO apt-get update -qq
     $SUDO apt-get install -y --no-install-recommends python3-venv
 fi
-rm -rf "$VENV"
-python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'pyarrow>=14' || {
-    echo "20-pyarrow.sh: cannot install pyarrow from PyPI into $VENV" >&2
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'pyarrow>=14' 'polars>=1.0' || {
+    echo "20-pyarrow.sh: cannot install pyarrow and polars from PyPI into $VENV" >&2
     exit 1
 }
-"$VENV/bin/python" -c 'import pyarrow; print("pyarrow", pyarrow.__version__, "in", "'"$VENV"'")'
+"$VENV/bin/python" -c 'import pyarrow, polars; print("pyarrow", pyarrow.__version__, "polars", polars.__version__, "in", "'"$VENV"'")'

@@ -527,7 +527,8 @@ fn pyarrow_python() -> PathBuf {
     venv.unwrap_or_else(|| PathBuf::from("python3"))
 }
 
-/// Reads the Arrow shards with pyarrow when Python has it; logs and skips otherwise.
+/// Reads the Arrow shards with pyarrow, and with Polars (the Python package of the Rust engine)
+/// when it is installed, when Python has them; logs and skips otherwise.
 fn pyarrow_check(dir: &Path) {
     let script = r#"
 import glob, sys, pyarrow as pa
@@ -542,6 +543,18 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.arrow")):
     first = table.column("entropies")[0].as_py()
     assert all(isinstance(h, float) for h in first)
     n += table.num_rows
+    try:
+        import polars as pl
+    except ImportError:
+        continue
+    # Polars (its Rust engine) reads the same file: same schema, same rows, same entropies.
+    df = pl.read_ipc(path)
+    assert df.schema == pl.Schema({"sample_id": pl.String, "text": pl.String,
+                                   "entropies": pl.List(pl.Float16)}), df.schema
+    assert df["sample_id"].to_list() == table.column("sample_id").to_pylist()
+    assert df["text"].to_list() == table.column("text").to_pylist()
+    assert df["entropies"].to_list() == table.column("entropies").to_pylist()
+    print("polars", df.height, file=sys.stderr)
 print(n)
 "#;
     let python = pyarrow_python();
@@ -551,6 +564,19 @@ print(n)
     match out {
         Ok(o) if o.status.success() => {
             assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "10");
+            let polars_rows: usize = String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .filter_map(|l| l.strip_prefix("polars "))
+                .map(|n| n.trim().parse::<usize>().unwrap())
+                .sum();
+            if polars_rows == 0 {
+                eprintln!(
+                    "polars check skipped: {} has no polars module (scripts/setup/20-pyarrow.sh installs it)",
+                    python.display()
+                );
+            } else {
+                assert_eq!(polars_rows, 10, "polars read every row");
+            }
         }
         Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'pyarrow'") => {
             eprintln!(

@@ -21,6 +21,8 @@ use cubek::matmul::routines::simple_unit::SimpleUnitSelectionArgs;
 use cubek::matmul::routines::{BlueprintStrategy, TileSizeSelection};
 use cubek::std::InputBinding;
 
+#[cfg(feature = "cuda")]
+pub(crate) mod cublas;
 mod kernels;
 
 /// Threads per row in the row kernels (a power of two).
