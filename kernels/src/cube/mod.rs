@@ -8,7 +8,7 @@
 
 use burn::tensor::DType;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::ops::reshape;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
@@ -51,9 +51,12 @@ fn shape_of<R: CubeRuntime>(t: &CubeTensor<R>) -> Vec<usize> {
     (0..shape.num_dims()).map(|i| shape[i]).collect()
 }
 
+/// An output buffer with compact row-major strides, as every kernel here indexes it. (CubeCL's
+/// CUDA runtime otherwise pads rows to an alignment — a `[2, 7]` f32 tensor gets a row pitch
+/// of 8 — which a kernel writing `out[row * width + i]` would silently get wrong.)
 fn empty<R: CubeRuntime>(like: &CubeTensor<R>, dims: &[usize], dtype: DType) -> CubeTensor<R> {
     let shape = Shape::new_raw(dims.iter().copied().collect());
-    empty_device_dtype(like.client.clone(), like.device.clone(), shape, dtype)
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, dtype)
 }
 
 /// `[.., vocab]` logits → `[..]` f32 entropies.
