@@ -236,6 +236,15 @@ fn cublas_enabled() -> bool {
     })
 }
 
+/// Whether products on backend `B` run on cuBLAS.
+fn cublas_ready<B: Backend>() -> bool {
+    #[cfg(feature = "cuda")]
+    if is_cube::<B, cubecl::cuda::CudaRuntime>() {
+        return cublas_enabled();
+    }
+    false
+}
+
 /// `lhs · rhs` on cuBLAS, when `B` is the CUDA CubeCL backend and libcublas loads; `None`
 /// otherwise (logged once).
 #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
@@ -313,10 +322,10 @@ pub(crate) fn attention<B: Backend>(
     mask: Tensor<B, 4, Bool>,
     options: AttentionModuleOptions,
 ) -> Tensor<B, 4> {
-    // Half precision: the autotuned flash kernel (f32 accumulation) is the right one. Burn takes
-    // its naive path (the whole score matrix, softmax by reductions) whenever a scale is given,
-    // even the default one, so the default is passed as `None`.
-    if query.dtype() != DType::F32 {
+    // Half precision without cuBLAS: Burn's autotuned attention (flash kernels, f32
+    // accumulation). Burn takes its naive path whenever a scale is given, even the default one,
+    // so the default is passed as `None`.
+    if query.dtype() != DType::F32 && !cublas_ready::<B>() {
         let head_dim = query.dims()[3] as f64;
         let options = match options.scale {
             Some(s) if (s * head_dim.sqrt() - 1.0).abs() < 1e-9 => AttentionModuleOptions {
@@ -328,8 +337,11 @@ pub(crate) fn attention<B: Backend>(
         return reference::attention(query, key, value, mask, options);
     }
     // f32: CubeCL's flash kernels stage f32 inputs as f16 (unit) or TF32 (tensor cores), which
-    // moves BLT entropies by up to 1e-2 nats; compute scores and the weighted sum on the f32
-    // GEMM and the masked softmax in f32 instead.
+    // moves BLT entropies by up to 1e-2 nats; compute scores and the weighted sum on an exact
+    // GEMM (cuBLAS on CUDA, CubeCL's unit GEMMs elsewhere) and the masked softmax in f32 in
+    // this crate's kernel. Half precision on CUDA takes the same path on cuBLAS's tensor-core
+    // GEMMs: on an H100, Burn's flash kernels were not valid for these shapes and its
+    // fallback materialises the scores several times.
     let head_dim = query.dims()[3];
     let scale = options.scale.unwrap_or(1.0 / (head_dim as f64).sqrt());
     let scores = match matmul_f32(query.clone(), key.clone().swap_dims(2, 3)) {
