@@ -10,6 +10,7 @@ mod detect;
 mod dispatch;
 mod pdf;
 mod text;
+mod video_options;
 
 use std::fmt;
 use std::ops::Range;
@@ -36,7 +37,8 @@ pub use image::{ImageColor, ImageOptions, ImageSegmenter};
 pub use pdf::{PdfOptions, PdfSegmenter};
 pub use text::{TextOptions, TextSegmenter, TextSplit};
 #[cfg(feature = "video")]
-pub use video::{VideoOptions, VideoSegmenter};
+pub use video::VideoSegmenter;
+pub use video_options::VideoOptions;
 
 /// What kind of content a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
