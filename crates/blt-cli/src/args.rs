@@ -341,9 +341,21 @@ pub struct PretokenizeArgs {
     /// audio, video, pdf, binary, container.
     #[arg(long)]
     pub modality: Option<String>,
-    /// How text is split into segments.
-    #[arg(long, default_value = "whole", value_parser = ["whole", "paragraphs", "lines"])]
+    /// How text is split into segments (`pretokenizer`: by a Hugging Face pre-tokenizer, see
+    /// --text-pretokenizer).
+    #[arg(long, default_value = "whole", value_parser = ["whole", "paragraphs", "lines", "pretokenizer"])]
     pub text_split: String,
+    /// With --text-split pretokenizer: a Hugging Face `tokenizer.json` (its `pre_tokenizer`
+    /// section is used) or a bare pre-tokenizer JSON such as {"type": "Whitespace"}. Segments are
+    /// groups of pre-tokens (their original byte ranges); the bytes between groups that no
+    /// pre-token covers, and invalid UTF-8 runs, are segments of their own.
+    #[arg(long, value_name = "FILE")]
+    pub text_pretokenizer: Option<PathBuf>,
+    /// With --text-split pretokenizer: pre-tokens per segment (1: every pre-token and every gap
+    /// is a segment). The default, about 300 bytes of English, keeps a few sentences of context
+    /// per model sequence.
+    #[arg(long, default_value_t = 64)]
+    pub text_pretokens_per_segment: usize,
     /// Cut text segments longer than this many bytes.
     #[arg(long)]
     pub text_max_segment_bytes: Option<usize>,

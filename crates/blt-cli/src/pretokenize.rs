@@ -3,8 +3,9 @@
 
 use anyhow::Context;
 use blt_pretokenize::{
-    AudioOptions, BinaryOptions, CodeOptions, ContainerLimits, ImageColor, ImageOptions,
-    PdfOptions, PretokenizeOptions, Pretokenizer, TextOptions, VideoOptions,
+    AudioOptions, BinaryOptions, CodeOptions, ContainerLimits, HfPreTokenizer, ImageColor,
+    ImageOptions, PdfOptions, PretokenizeOptions, Pretokenizer, TextOptions, TextSplit,
+    VideoOptions,
 };
 
 use crate::args::{ImageColorArg, PretokenizeArgs};
@@ -28,12 +29,9 @@ pub fn options(args: &PretokenizeArgs) -> anyhow::Result<PretokenizeOptions> {
     let options = PretokenizeOptions {
         forced_modality,
         text: TextOptions {
-            split: args
-                .text_split
-                .parse()
-                .map_err(anyhow::Error::msg)
-                .context("invalid --text-split")?,
+            split: text_split(args)?,
             max_segment_bytes: args.text_max_segment_bytes,
+            pretokens_per_segment: args.text_pretokens_per_segment,
         },
         code: CodeOptions {
             attach_leading_comments: !args.code_detached_comments,
@@ -80,6 +78,25 @@ pub fn options(args: &PretokenizeArgs) -> anyhow::Result<PretokenizeOptions> {
         .validate()
         .context("invalid --image-*, --audio-* or --video-* flags")?;
     Ok(options)
+}
+
+/// --text-split, with the pre-tokenizer file of `pretokenizer`.
+fn text_split(args: &PretokenizeArgs) -> anyhow::Result<TextSplit> {
+    match (args.text_split.as_str(), &args.text_pretokenizer) {
+        ("pretokenizer", Some(path)) => {
+            Ok(TextSplit::PreTokenizer(HfPreTokenizer::from_file(path)?))
+        }
+        ("pretokenizer", None) => {
+            anyhow::bail!("--text-split pretokenizer needs --text-pretokenizer FILE")
+        }
+        (split, Some(_)) => anyhow::bail!(
+            "--text-pretokenizer is only used with --text-split pretokenizer (not {split})"
+        ),
+        (split, None) => split
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .context("invalid --text-split"),
+    }
 }
 
 /// The pre-tokenizer the flags describe.
@@ -170,6 +187,43 @@ mod tests {
             }
         );
         assert_eq!(parse(&["--image-patch-size=none"]).image.patch_size, None);
+    }
+
+    fn try_parse(flags: &[&str]) -> anyhow::Result<PretokenizeOptions> {
+        let argv = ["blt", "detect", "x"].iter().chain(flags);
+        let Command::Detect(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        options(&args.pretokenize)
+    }
+
+    #[test]
+    fn the_pre_tokenizer_flags_need_each_other_and_a_readable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pre.json");
+        std::fs::write(&file, r#"{"type": "Whitespace"}"#).unwrap();
+        let file = file.to_str().unwrap();
+        let o = try_parse(&[
+            "--text-split=pretokenizer",
+            "--text-pretokenizer",
+            file,
+            "--text-pretokens-per-segment=3",
+        ])
+        .unwrap();
+        assert!(matches!(o.text.split, TextSplit::PreTokenizer(_)));
+        assert_eq!(o.text.pretokens_per_segment, 3);
+        let e = try_parse(&["--text-split=pretokenizer"]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("--text-pretokenizer FILE"),
+            "{e:#}"
+        );
+        let e = try_parse(&["--text-split=lines", "--text-pretokenizer", file]).unwrap_err();
+        assert!(format!("{e:#}").contains("only used with"), "{e:#}");
+        let missing = dir.path().join("missing.json");
+        let missing = missing.to_str().unwrap();
+        let e =
+            try_parse(&["--text-split=pretokenizer", "--text-pretokenizer", missing]).unwrap_err();
+        assert!(format!("{e:#}").contains(missing), "{e:#}");
     }
 
     #[test]

@@ -365,3 +365,91 @@ fn media_flags_change_the_segments() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn detect_splits_text_by_a_hugging_face_pre_tokenizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a tokenizer.json as `tokenizers` writes it (only its pre_tokenizer section is used)
+    std::fs::write(
+        tmp.path().join("tokenizer.json"),
+        r#"{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "Whitespace"},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}"#,
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), b"Hello,  world!\n\xff end").unwrap();
+    let segments = |per: &str| {
+        let o = run(
+            &[
+                "detect",
+                "--segments",
+                "--json",
+                "notes.txt",
+                "--text-split",
+                "pretokenizer",
+                "--text-pretokenizer",
+                "tokenizer.json",
+                "--text-pretokens-per-segment",
+                per,
+            ],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["label"].as_str().unwrap().to_owned(),
+                    s["byte_range"][0].as_u64().unwrap(),
+                    s["byte_range"][1].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let l = |s: &str, a, b| (s.to_owned(), a, b);
+    assert_eq!(
+        segments("1"),
+        [
+            l("pretokens", 0, 5),
+            l("pretokens", 5, 6),
+            l("gap", 6, 8),
+            l("pretokens", 8, 13),
+            l("pretokens", 13, 14),
+            l("gap", 14, 15),
+            l("invalid_utf8", 15, 16),
+            l("gap", 16, 17),
+            l("pretokens", 17, 20),
+        ]
+    );
+    assert_eq!(
+        segments("64"),
+        [
+            l("pretokens", 0, 14),
+            l("gap", 14, 15),
+            l("invalid_utf8", 15, 16),
+            l("gap", 16, 17),
+            l("pretokens", 17, 20),
+        ]
+    );
+    // a file that is not a pre-tokenizer: a clear error naming it, before any document
+    std::fs::write(tmp.path().join("bad.json"), "{ not json").unwrap();
+    let o = run(
+        &[
+            "detect",
+            "--segments",
+            "notes.txt",
+            "--text-split",
+            "pretokenizer",
+            "--text-pretokenizer",
+            "bad.json",
+        ],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("bad.json"), "{}", text(&o.stderr));
+}

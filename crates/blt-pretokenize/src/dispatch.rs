@@ -116,7 +116,7 @@ impl Pretokenizer {
                     &o.container,
                 )?));
             }
-            (Modality::Text, _) => TextSegmenter::new(o.text).segment(document)?,
+            (Modality::Text, _) => TextSegmenter::new(o.text.clone()).segment(document)?,
             #[cfg(feature = "code")]
             (Modality::Code, Format::Code(language)) => {
                 CodeSegmenter::new(language, o.code).segment(document)?
