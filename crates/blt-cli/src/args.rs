@@ -341,9 +341,21 @@ pub struct PretokenizeArgs {
     /// audio, video, pdf, binary, container.
     #[arg(long)]
     pub modality: Option<String>,
-    /// How text is split into segments.
-    #[arg(long, default_value = "whole", value_parser = ["whole", "paragraphs", "lines"])]
+    /// How text is split into segments (`pretokenizer`: by a Hugging Face pre-tokenizer, see
+    /// --text-pretokenizer).
+    #[arg(long, default_value = "whole", value_parser = ["whole", "paragraphs", "lines", "pretokenizer"])]
     pub text_split: String,
+    /// With --text-split pretokenizer: a Hugging Face `tokenizer.json` (its `pre_tokenizer`
+    /// section is used) or a bare pre-tokenizer JSON such as {"type": "Whitespace"}. Segments are
+    /// groups of pre-tokens (their original byte ranges); the bytes between groups that no
+    /// pre-token covers, and invalid UTF-8 runs, are segments of their own.
+    #[arg(long, value_name = "FILE")]
+    pub text_pretokenizer: Option<PathBuf>,
+    /// With --text-split pretokenizer: pre-tokens per segment (1: every pre-token and every gap
+    /// is a segment). The default, about 300 bytes of English, keeps a few sentences of context
+    /// per model sequence.
+    #[arg(long, default_value_t = 64)]
+    pub text_pretokens_per_segment: usize,
     /// Cut text segments longer than this many bytes.
     #[arg(long)]
     pub text_max_segment_bytes: Option<usize>,
@@ -371,6 +383,105 @@ pub struct PretokenizeArgs {
     /// Skip ZIP members compressed more than this many times (decompression bombs).
     #[arg(long, default_value_t = 200)]
     pub zip_max_ratio: u64,
+    /// Downscale images so their longer side is at most this many pixels (never upscaled);
+    /// `none` keeps the decoded size.
+    #[arg(long, value_name = "PX|none", default_value_t = OrNone(Some(256)))]
+    pub image_max_side: OrNone<u32>,
+    /// Side of the square image patches in pixels; `none` makes each image one segment.
+    #[arg(long, value_name = "PX|none", default_value_t = OrNone(Some(16)))]
+    pub image_patch_size: OrNone<u32>,
+    /// Distance between neighbouring image patches (at most the patch size; default: the
+    /// patch size, i.e. no overlap).
+    #[arg(long, value_name = "PX")]
+    pub image_patch_stride: Option<u32>,
+    /// Pixel layout of image patches.
+    #[arg(long, value_enum, default_value = "rgb8")]
+    pub image_color: ImageColorArg,
+    /// Refuse images with more pixels than this (read from the header, before decoding;
+    /// default: Pillow's limit).
+    #[arg(long, default_value_t = 89_478_485)]
+    pub image_max_decoded_pixels: u64,
+    /// Also emit each image file's own bytes as a first, raw segment.
+    #[arg(long)]
+    pub image_include_file_bytes: bool,
+    /// Resample audio (files and video sound tracks) to this rate in Hz; `none` keeps the
+    /// file's rate.
+    #[arg(long, value_name = "HZ|none", default_value_t = OrNone(Some(16_000)))]
+    pub audio_sample_rate: OrNone<u32>,
+    /// Keep every audio channel (interleaved) instead of mixing down to mono.
+    #[arg(long)]
+    pub audio_keep_channels: bool,
+    /// Length of one audio frame segment in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub audio_frame_ms: u32,
+    /// Refuse audio that decodes to more samples than this (all channels, before resampling;
+    /// default: one hour of 48 kHz stereo).
+    #[arg(long, default_value_t = 345_600_000)]
+    pub audio_max_decoded_samples: u64,
+    /// Also emit each audio file's own bytes as a first, raw segment.
+    #[arg(long)]
+    pub audio_include_file_bytes: bool,
+    /// Keep this many video frames per second of presentation time; `none` keeps every frame.
+    /// (Video is decoded only when blt is built with the `video` feature; without it these
+    /// flags are checked and a video stays one raw segment.)
+    #[arg(long, value_name = "FPS|none", default_value_t = OrNone(Some(1.0)))]
+    pub video_fps: OrNone<f64>,
+    /// Downscale video frames so their longer side is at most this many pixels; `none` keeps
+    /// the decoded size.
+    #[arg(long, value_name = "PX|none", default_value_t = OrNone(Some(256)))]
+    pub video_max_side: OrNone<u32>,
+    /// Refuse videos whose frames have more pixels than this.
+    #[arg(long, default_value_t = 89_478_485)]
+    pub video_max_decoded_pixels: u64,
+    /// Refuse videos that would give more kept frames than this.
+    #[arg(long, default_value_t = 7200)]
+    pub video_max_frames: u64,
+    /// Do not decode video sound tracks (their audio is framed by the --audio-* flags).
+    #[arg(long)]
+    pub video_no_audio: bool,
+    /// Also emit each video file's own bytes as a first, raw segment.
+    #[arg(long)]
+    pub video_include_file_bytes: bool,
+}
+
+/// A number, or `none` (no limit, keep as is).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrNone<T>(pub Option<T>);
+
+impl<T: std::str::FromStr> std::str::FromStr for OrNone<T>
+where
+    T::Err: std::fmt::Display,
+{
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Self(None));
+        }
+        s.parse()
+            .map(|v| Self(Some(v)))
+            .map_err(|e| format!("{s:?} is neither a number nor `none`: {e}"))
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for OrNone<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// Pixel layouts of image patches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageColorArg {
+    /// 3 bytes per pixel, R G B (alpha dropped).
+    Rgb8,
+    /// 4 bytes per pixel, R G B A.
+    Rgba8,
+    /// 1 byte per pixel, luminance.
+    Luma8,
 }
 
 /// Arguments of `blt detect`.

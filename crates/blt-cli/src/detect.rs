@@ -2,54 +2,10 @@
 
 use std::io::Write;
 
-use anyhow::Context;
-use blt_pretokenize::{
-    BinaryOptions, CodeOptions, ContainerLimits, PdfOptions, PretokenizeOptions, Pretokenized,
-    Pretokenizer, TextOptions,
-};
+use blt_pretokenize::Pretokenized;
 
-use crate::args::{DetectArgs, PretokenizeArgs};
-
-/// The pre-tokenizer the flags describe.
-pub fn pretokenizer(args: &PretokenizeArgs) -> anyhow::Result<Pretokenizer> {
-    let forced_modality = args
-        .modality
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .context("invalid --modality")?;
-    Ok(Pretokenizer::new(PretokenizeOptions {
-        forced_modality,
-        text: TextOptions {
-            split: args
-                .text_split
-                .parse()
-                .map_err(anyhow::Error::msg)
-                .context("invalid --text-split")?,
-            max_segment_bytes: args.text_max_segment_bytes,
-        },
-        code: CodeOptions {
-            attach_leading_comments: !args.code_detached_comments,
-            ..CodeOptions::default()
-        },
-        pdf: PdfOptions {
-            raw_view: !args.pdf_no_raw_view,
-            max_pages: args.pdf_max_pages,
-            ..PdfOptions::default()
-        },
-        binary: BinaryOptions {
-            max_sections: args.binary_max_sections,
-        },
-        container: ContainerLimits {
-            max_members: args.zip_max_members,
-            max_member_bytes: args.zip_max_member_bytes,
-            max_total_bytes: args.zip_max_total_bytes,
-            max_ratio: args.zip_max_ratio,
-        },
-        // Images, audio and video: the segmenters' defaults (not yet flags).
-        ..PretokenizeOptions::default()
-    }))
-}
+use crate::args::DetectArgs;
+use crate::pretokenize::pretokenizer;
 
 pub fn run(args: DetectArgs) -> anyhow::Result<()> {
     let pre = pretokenizer(&args.pretokenize)?;

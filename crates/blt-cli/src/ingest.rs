@@ -150,7 +150,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         SegmentModeArg::Concatenated => SegmentMode::Concatenated,
     };
     meta.insert("segment_mode".into(), segment_mode.as_str().into());
-    let pretokenizer = crate::detect::pretokenizer(&args.pretokenize)?;
+    let pretokenizer = crate::pretokenize::pretokenizer(&args.pretokenize)?;
 
     let format = match args.format {
         FormatArg::Safetensors => OutputFormat::Safetensors,

@@ -13,6 +13,7 @@ mod inspect;
 mod inspect_model;
 mod merge_stats;
 mod patch;
+mod pretokenize;
 mod sphere;
 mod stats;
 mod train;

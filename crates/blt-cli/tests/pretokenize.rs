@@ -301,3 +301,155 @@ fn detect_prints_format_modality_and_how() {
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("missing-file"));
 }
+
+/// A PNG icon from Debian's `adwaita-icon-theme` and a spoken WAV from `alsa-utils`
+/// (`scripts/setup/21-media-test-data.sh`).
+const ICON_PNG: &str = "/usr/share/icons/Adwaita/512x512/places/folder-pictures.png";
+const SPEECH_WAV: &str = "/usr/share/sounds/alsa/Front_Center.wav";
+
+/// `blt detect --segments --json` segments of `file` under `flags`: (count, decoded bytes of
+/// the first segment).
+fn media_segments(file: &str, flags: &[&str]) -> (usize, u64) {
+    assert!(
+        Path::new(file).is_file(),
+        "{file} is missing: run scripts/setup/21-media-test-data.sh"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["detect", "--segments", "--json", file];
+    args.extend_from_slice(flags);
+    let o = run(&args, tmp.path());
+    assert!(o.status.success(), "{flags:?}: {}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let segs = v["segments"].as_array().unwrap_or_else(|| panic!("{v}"));
+    (segs.len(), segs[0]["decoded_bytes"].as_u64().unwrap())
+}
+
+#[test]
+fn media_flags_change_the_segments() {
+    // 512×512 icon, resized to 256 px, 16×16 rgb8 patches: 16 × 16 patches of 768 bytes
+    assert_eq!(media_segments(ICON_PNG, &[]), (256, 768));
+    assert_eq!(
+        media_segments(ICON_PNG, &["--image-patch-size", "8"]),
+        (1024, 192)
+    );
+    assert_eq!(
+        media_segments(
+            ICON_PNG,
+            &["--image-max-side", "64", "--image-color", "luma8"]
+        ),
+        (16, 256)
+    );
+    assert_eq!(
+        media_segments(
+            ICON_PNG,
+            &["--image-patch-size", "none", "--image-max-side", "32"]
+        ),
+        (1, 32 * 32 * 3)
+    );
+    // the WAV is 1.44 s: two 1 s frames by default, six of 250 ms (4 000 samples at 16 kHz)
+    assert_eq!(media_segments(SPEECH_WAV, &[]).0, 2);
+    assert_eq!(
+        media_segments(SPEECH_WAV, &["--audio-frame-ms", "250"]),
+        (6, 8000)
+    );
+    // options that cannot work are refused before any file is read
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(
+        &["detect", "--segments", ICON_PNG, "--image-patch-size", "0"],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("patch_size"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn detect_splits_text_by_a_hugging_face_pre_tokenizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a tokenizer.json as `tokenizers` writes it (only its pre_tokenizer section is used)
+    std::fs::write(
+        tmp.path().join("tokenizer.json"),
+        r#"{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "Whitespace"},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}"#,
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), b"Hello,  world!\n\xff end").unwrap();
+    let segments = |per: &str| {
+        let o = run(
+            &[
+                "detect",
+                "--segments",
+                "--json",
+                "notes.txt",
+                "--text-split",
+                "pretokenizer",
+                "--text-pretokenizer",
+                "tokenizer.json",
+                "--text-pretokens-per-segment",
+                per,
+            ],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["label"].as_str().unwrap().to_owned(),
+                    s["byte_range"][0].as_u64().unwrap(),
+                    s["byte_range"][1].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let l = |s: &str, a, b| (s.to_owned(), a, b);
+    assert_eq!(
+        segments("1"),
+        [
+            l("pretokens", 0, 5),
+            l("pretokens", 5, 6),
+            l("gap", 6, 8),
+            l("pretokens", 8, 13),
+            l("pretokens", 13, 14),
+            l("gap", 14, 15),
+            l("invalid_utf8", 15, 16),
+            l("gap", 16, 17),
+            l("pretokens", 17, 20),
+        ]
+    );
+    assert_eq!(
+        segments("64"),
+        [
+            l("pretokens", 0, 14),
+            l("gap", 14, 15),
+            l("invalid_utf8", 15, 16),
+            l("gap", 16, 17),
+            l("pretokens", 17, 20),
+        ]
+    );
+    // a file that is not a pre-tokenizer: a clear error naming it, before any document
+    std::fs::write(tmp.path().join("bad.json"), "{ not json").unwrap();
+    let o = run(
+        &[
+            "detect",
+            "--segments",
+            "notes.txt",
+            "--text-split",
+            "pretokenizer",
+            "--text-pretokenizer",
+            "bad.json",
+        ],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("bad.json"), "{}", text(&o.stderr));
+}

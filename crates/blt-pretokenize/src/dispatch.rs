@@ -4,6 +4,9 @@ use std::path::Path;
 
 use serde_json::json;
 
+use crate::VideoOptions;
+#[cfg(feature = "video")]
+use crate::VideoSegmenter;
 use crate::{
     detect, extract_zip, BinaryOptions, BinarySegmenter, ContainerContents, ContainerLimits,
     Detection, Format, Modality, PdfOptions, PdfSegmenter, Result, Segment, Segmenter, TextOptions,
@@ -12,8 +15,6 @@ use crate::{
 use crate::{AudioOptions, AudioSegmenter, ImageOptions, ImageSegmenter};
 #[cfg(feature = "code")]
 use crate::{CodeOptions, CodeSegmenter};
-#[cfg(feature = "video")]
-use crate::{VideoOptions, VideoSegmenter};
 
 /// Every knob of every pre-tokenizer, plus the modality override.
 #[derive(Debug, Clone, Default)]
@@ -35,9 +36,20 @@ pub struct PretokenizeOptions {
     pub image: ImageOptions,
     /// Audio: decoding, resampling, frames.
     pub audio: AudioOptions,
-    /// Video frames and audio tracks (feature `video`).
-    #[cfg(feature = "video")]
+    /// Video frames and audio tracks. Without the feature `video` these are validated but
+    /// unused (a video is kept whole).
     pub video: VideoOptions,
+}
+
+impl PretokenizeOptions {
+    /// [`PretokenizeError::InvalidOptions`](crate::PretokenizeError::InvalidOptions) when the
+    /// image, audio or video options cannot work (a zero patch size, a zero frame length, …),
+    /// so that a caller can refuse them before the first document instead of at every media file.
+    pub fn validate(&self) -> Result<()> {
+        ImageSegmenter::new(self.image.clone())?;
+        AudioSegmenter::new(self.audio.clone())?;
+        self.video.validate()
+    }
 }
 
 /// What pre-tokenizing one document gives.
@@ -104,7 +116,7 @@ impl Pretokenizer {
                     &o.container,
                 )?));
             }
-            (Modality::Text, _) => TextSegmenter::new(o.text).segment(document)?,
+            (Modality::Text, _) => TextSegmenter::new(o.text.clone()).segment(document)?,
             #[cfg(feature = "code")]
             (Modality::Code, Format::Code(language)) => {
                 CodeSegmenter::new(language, o.code).segment(document)?
@@ -130,15 +142,18 @@ impl Pretokenizer {
             (Modality::Video, _) => VideoSegmenter::new(o.video.clone())?.segment(document)?,
             // Without FFmpeg the container is kept whole, and says why.
             #[cfg(not(feature = "video"))]
-            (Modality::Video, format) => raw_whole(
-                document,
-                Modality::Video,
-                json!({
-                    "format": format.name(),
-                    "decoded": false,
-                    "reason": "built without the `video` feature",
-                }),
-            ),
+            (Modality::Video, format) => {
+                o.video.validate()?;
+                raw_whole(
+                    document,
+                    Modality::Video,
+                    json!({
+                        "format": format.name(),
+                        "decoded": false,
+                        "reason": "built without the `video` feature",
+                    }),
+                )
+            }
         };
         Ok(Pretokenized::Segments(segments))
     }
@@ -184,7 +199,6 @@ impl Segmenter for Pretokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assert_accounts_for_every_byte;
 
     #[test]
     fn media_formats_are_decoded_and_broken_ones_refused() {
@@ -196,6 +210,29 @@ mod tests {
             pre.pretokenize(png, None),
             Err(crate::PretokenizeError::Decode { .. })
         ));
+    }
+
+    #[test]
+    fn media_options_that_cannot_work_are_refused_up_front() {
+        assert!(PretokenizeOptions::default().validate().is_ok());
+        let mut bad_image = PretokenizeOptions::default();
+        bad_image.image.patch_size = Some(0);
+        let mut bad_audio = PretokenizeOptions::default();
+        bad_audio.audio.frame_ms = 0;
+        let mut bad_video = PretokenizeOptions::default();
+        bad_video.video.frames_per_second = Some(-1.0);
+        for (options, segmenter) in [
+            (bad_image, "image"),
+            (bad_audio, "audio"),
+            (bad_video, "video"),
+        ] {
+            match options.validate() {
+                Err(crate::PretokenizeError::InvalidOptions { segmenter: s, .. }) => {
+                    assert_eq!(s, segmenter)
+                }
+                other => panic!("{segmenter}: {other:?}"),
+            }
+        }
     }
 
     #[test]

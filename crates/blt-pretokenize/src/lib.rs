@@ -8,8 +8,10 @@ mod container;
 mod coverage;
 mod detect;
 mod dispatch;
+mod hf_pretokenizer;
 mod pdf;
 mod text;
+mod video_options;
 
 use std::fmt;
 use std::ops::Range;
@@ -32,11 +34,13 @@ pub use container::{
 pub use coverage::{assert_accounts_for_every_byte, source_id};
 pub use detect::{detect, DetectedBy, Detection, Format, Language};
 pub use dispatch::{PretokenizeOptions, Pretokenized, Pretokenizer};
+pub use hf_pretokenizer::HfPreTokenizer;
 pub use image::{ImageColor, ImageOptions, ImageSegmenter};
 pub use pdf::{PdfOptions, PdfSegmenter};
-pub use text::{TextOptions, TextSegmenter, TextSplit};
+pub use text::{TextOptions, TextSegmenter, TextSplit, DEFAULT_PRETOKENS_PER_SEGMENT};
 #[cfg(feature = "video")]
-pub use video::{VideoOptions, VideoSegmenter};
+pub use video::VideoSegmenter;
+pub use video_options::VideoOptions;
 
 /// What kind of content a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -172,6 +176,24 @@ pub enum PretokenizeError {
     /// A `--modality` name that is not one of [`Modality::ALL`].
     #[error("unknown modality {0:?} (expected one of text, code, image, audio, video, pdf, binary, container)")]
     UnknownModality(String),
+    /// A Hugging Face pre-tokenizer file could not be read, is not JSON, or holds no
+    /// pre-tokenizer that `tokenizers` understands.
+    #[error("cannot load the pre-tokenizer {}: {reason}", path.display())]
+    PreTokenizerFile {
+        /// The `tokenizer.json` or pre-tokenizer JSON file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A Hugging Face pre-tokenizer failed on a document (e.g. a `Split` regex hit its
+    /// backtracking limit).
+    #[error("the pre-tokenizer {} failed: {reason}", path.display())]
+    PreTokenizerFailed {
+        /// The file the pre-tokenizer was loaded from.
+        path: std::path::PathBuf,
+        /// The error `tokenizers` gave.
+        reason: String,
+    },
     /// A code parser could not be set up or gave no tree.
     #[error("cannot parse {language} code: {reason}")]
     Parse {

@@ -1,10 +1,12 @@
-//! Text: the whole document, its paragraphs or its lines, on bytes (invalid UTF-8 is kept as it
-//! is: bytes are bytes), with an optional cap on a segment's length.
+//! Text: the whole document, its paragraphs, its lines, or groups of a Hugging Face pre-tokenizer's
+//! pre-tokens, on bytes (invalid UTF-8 is kept as it is: bytes are bytes), with an optional cap on
+//! a segment's length.
 
-use crate::{Modality, Segment, Segmenter};
+use crate::hf_pretokenizer::{pieces, PieceKind};
+use crate::{HfPreTokenizer, Modality, Segment, Segmenter};
 
 /// How text is split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TextSplit {
     /// One segment (the default: the entropy model sees the document's full context).
     #[default]
@@ -13,6 +15,11 @@ pub enum TextSplit {
     Paragraphs,
     /// Lines: each line with its line break.
     Lines,
+    /// Groups of [`TextOptions::pretokens_per_segment`] pre-tokens of a Hugging Face
+    /// pre-tokenizer (their original byte ranges, with the gaps between them); the bytes between
+    /// groups that no pre-token covers are `gap` segments, invalid UTF-8 runs `invalid_utf8`
+    /// segments (see [`HfPreTokenizer`]).
+    PreTokenizer(HfPreTokenizer),
 }
 
 impl std::str::FromStr for TextSplit {
@@ -22,19 +29,34 @@ impl std::str::FromStr for TextSplit {
             "whole" => Ok(Self::Whole),
             "paragraphs" => Ok(Self::Paragraphs),
             "lines" => Ok(Self::Lines),
-            _ => Err(format!("{s:?} is not one of whole, paragraphs, lines")),
+            "pretokenizer" => {
+                Err("pretokenizer needs a pre-tokenizer file (TextSplit::PreTokenizer)".to_string())
+            }
+            _ => Err(format!(
+                "{s:?} is not one of whole, paragraphs, lines, pretokenizer"
+            )),
         }
     }
 }
 
+/// Pre-tokens per segment with [`TextSplit::PreTokenizer`] by default: about 300 bytes of
+/// English (a pre-token is a word, ~5 bytes with its space). Each segment is one sequence for the
+/// entropy model (`BOS + bytes + EOS`), so single words would have no context and every segment
+/// would pay two special tokens for a handful of bytes; 64 words keep a sentence or a few together
+/// while still cutting only at pre-token boundaries.
+pub const DEFAULT_PRETOKENS_PER_SEGMENT: usize = 64;
+
 /// Options of [`TextSegmenter`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextOptions {
     /// How to split.
     pub split: TextSplit,
     /// Longer segments are cut into pieces of at most this many bytes (at a UTF-8 character
     /// boundary when there is one in the last 4 bytes). `None`: no cap.
     pub max_segment_bytes: Option<usize>,
+    /// With [`TextSplit::PreTokenizer`]: pre-tokens per segment (1: every pre-token and every
+    /// gap is a segment of its own; 0 counts as 1). Default: [`DEFAULT_PRETOKENS_PER_SEGMENT`].
+    pub pretokens_per_segment: usize,
 }
 
 impl Default for TextOptions {
@@ -42,11 +64,13 @@ impl Default for TextOptions {
         Self {
             split: TextSplit::Whole,
             max_segment_bytes: None,
+            pretokens_per_segment: DEFAULT_PRETOKENS_PER_SEGMENT,
         }
     }
 }
 
-/// Splits text into segments that tile the document exactly.
+/// Splits text into segments that tile the document exactly. Only a
+/// [`TextSplit::PreTokenizer`] can fail ([`PretokenizeError::PreTokenizerFailed`](crate::PretokenizeError::PreTokenizerFailed)).
 ///
 /// ```
 /// use blt_pretokenize::{Segmenter, TextOptions, TextSegmenter, TextSplit};
@@ -56,7 +80,7 @@ impl Default for TextOptions {
 /// let parts: Vec<_> = seg.segment(doc).unwrap().iter().map(|s| s.bytes(doc).to_vec()).collect();
 /// assert_eq!(parts, [&b"Title\n\n"[..], b"First paragraph,\nstill first.\n\n\n", b"Second."]);
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TextSegmenter {
     options: TextOptions,
 }
@@ -70,37 +94,59 @@ impl TextSegmenter {
 
 impl Segmenter for TextSegmenter {
     fn segment(&self, document: &[u8]) -> crate::Result<Vec<Segment>> {
-        let (label, ends) = match self.options.split {
-            TextSplit::Whole => ("document", vec![document.len()]),
-            TextSplit::Paragraphs => ("paragraph", paragraph_ends(document)),
-            TextSplit::Lines => ("line", line_ends(document)),
+        // (label, range, pre-tokens in it) of each piece, before the length cap
+        let ranged = |label: &'static str, ends: Vec<usize>| {
+            let mut start = 0;
+            ends.into_iter()
+                .map(|end| {
+                    let piece = (label, start..end, None::<usize>);
+                    start = end;
+                    piece
+                })
+                .collect::<Vec<_>>()
         };
-        let mut segments = Vec::with_capacity(ends.len());
-        let mut start = 0usize;
-        let mut index = 0usize;
-        for end in ends {
-            for piece in cap_pieces(document, start..end, self.options.max_segment_bytes) {
+        let (empty_label, pieces) = match &self.options.split {
+            TextSplit::Whole => ("document", ranged("document", vec![document.len()])),
+            TextSplit::Paragraphs => ("paragraph", ranged("paragraph", paragraph_ends(document))),
+            TextSplit::Lines => ("line", ranged("line", line_ends(document))),
+            TextSplit::PreTokenizer(pre) => (
+                "pretokens",
+                pieces(pre, document, self.options.pretokens_per_segment)?
+                    .into_iter()
+                    .map(|(kind, range)| match kind {
+                        PieceKind::PreTokens(n) => ("pretokens", range, Some(n)),
+                        PieceKind::Gap => ("gap", range, None),
+                        PieceKind::InvalidUtf8 => ("invalid_utf8", range, None),
+                    })
+                    .collect(),
+            ),
+        };
+        let mut segments = Vec::with_capacity(pieces.len());
+        for (label, range, pretokens) in pieces {
+            for piece in cap_pieces(document, range, self.options.max_segment_bytes) {
                 let bytes = &document[piece.clone()];
+                let mut metadata = serde_json::json!({
+                    "index": segments.len(),
+                    "utf8": std::str::from_utf8(bytes).is_ok(),
+                });
+                if let Some(n) = pretokens {
+                    metadata["pretokens"] = n.into();
+                }
                 segments.push(Segment {
                     modality: Modality::Text,
                     label: label.to_owned(),
                     byte_range: piece.start as u64..piece.end as u64,
                     source_id: None,
-                    metadata: serde_json::json!({
-                        "index": index,
-                        "utf8": std::str::from_utf8(bytes).is_ok(),
-                    }),
+                    metadata,
                     decoded: None,
                 });
-                index += 1;
             }
-            start = end;
         }
         if segments.is_empty() {
             // an empty document is one empty segment, so that it still has a Branch
             segments.push(Segment {
                 modality: Modality::Text,
-                label: label.to_owned(),
+                label: empty_label.to_owned(),
                 byte_range: 0..0,
                 source_id: None,
                 metadata: serde_json::json!({ "index": 0, "utf8": true }),
@@ -199,6 +245,7 @@ mod tests {
         let segs = TextSegmenter::new(TextOptions {
             split,
             max_segment_bytes: cap,
+            ..Default::default()
         })
         .segment(doc)
         .unwrap();
@@ -220,7 +267,7 @@ mod tests {
         for doc in docs {
             for mode in [TextSplit::Whole, TextSplit::Paragraphs, TextSplit::Lines] {
                 for cap in [None, Some(1), Some(3), Some(5)] {
-                    let parts = split(doc, mode, cap);
+                    let parts = split(doc, mode.clone(), cap);
                     assert_eq!(parts.concat(), doc, "{mode:?} {cap:?}");
                     if let Some(cap) = cap {
                         assert!(parts.iter().all(|p| p.len() <= cap), "{mode:?} {cap:?}");
@@ -252,5 +299,145 @@ mod tests {
             "{parts:?}"
         );
         assert_eq!(parts.concat(), doc);
+    }
+
+    fn pre_tokenizer(json: &str) -> TextSplit {
+        TextSplit::PreTokenizer(HfPreTokenizer::from_json(json, "test.json").unwrap())
+    }
+
+    fn pretokenized(doc: &[u8], json: &str, per_segment: usize) -> Vec<(String, Vec<u8>)> {
+        let segs = TextSegmenter::new(TextOptions {
+            split: pre_tokenizer(json),
+            pretokens_per_segment: per_segment,
+            ..Default::default()
+        })
+        .segment(doc)
+        .unwrap();
+        assert_accounts_for_every_byte(doc, &segs).unwrap();
+        segs.iter()
+            .map(|s| (s.label.clone(), s.bytes(doc).to_vec()))
+            .collect()
+    }
+
+    const WHITESPACE: &str = r#"{"type": "Whitespace"}"#;
+    const BYTE_LEVEL: &str = r#"{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}"#;
+    const METASPACE: &str =
+        r#"{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true}"#;
+    const SEQUENCE: &str = r#"{"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "\\n+"}, "behavior": "Isolated", "invert": false},
+        {"type": "Punctuation", "behavior": "Isolated"},
+        {"type": "Digits", "individual_digits": true}]}"#;
+
+    #[test]
+    fn every_hf_pre_tokenizer_tiles_every_document() {
+        let docs: [&[u8]; 8] = [
+            b"",
+            b" ",
+            b"one",
+            b"  Hello,  world!\n\n 2024 \t",
+            "héllo wörld 😀 — end.\r\n".as_bytes(),
+            b"\xff\xfe\x80 invalid \xc3 utf-8 \xe2\x82",
+            b"\n\n\n",
+            b"fn main() { println!(\"{}\", 1+2); }",
+        ];
+        for json in [WHITESPACE, BYTE_LEVEL, METASPACE, SEQUENCE] {
+            for doc in docs {
+                for per in [0, 1, 2, 64] {
+                    for cap in [None, Some(3)] {
+                        let segs = TextSegmenter::new(TextOptions {
+                            split: pre_tokenizer(json),
+                            pretokens_per_segment: per,
+                            max_segment_bytes: cap,
+                        })
+                        .segment(doc)
+                        .unwrap();
+                        assert_accounts_for_every_byte(doc, &segs).unwrap();
+                        let parts: Vec<_> = segs.iter().map(|s| s.bytes(doc)).collect();
+                        assert_eq!(parts.concat(), doc, "{json} {per} {cap:?}");
+                        assert!(segs.iter().all(|s| s.decoded.is_none()));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn whitespace_drops_become_gap_segments() {
+        let got = pretokenized(b"  Hello,  world!\n", WHITESPACE, 1);
+        let want = [
+            ("gap", &b"  "[..]),
+            ("pretokens", b"Hello"),
+            ("pretokens", b","),
+            ("gap", b"  "),
+            ("pretokens", b"world"),
+            ("pretokens", b"!"),
+            ("gap", b"\n"),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(l, b)| (l.to_string(), b.to_vec()))
+            .collect();
+        assert_eq!(got, want);
+        // groups of 2: the gap inside a group stays in it, the one between groups does not
+        let got = pretokenized(b"a b c d e", WHITESPACE, 2);
+        let labels: Vec<_> = got
+            .iter()
+            .map(|(l, b)| (l.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("pretokens", &b"a b"[..]),
+                ("gap", b" "),
+                ("pretokens", b"c d"),
+                ("gap", b" "),
+                ("pretokens", b"e"),
+            ]
+        );
+    }
+
+    #[test]
+    fn byte_level_and_metaspace_keep_the_original_bytes() {
+        // ByteLevel's pre-tokens carry their leading space: no gaps at all
+        let got = pretokenized("héllo wörld".as_bytes(), BYTE_LEVEL, 1);
+        let parts: Vec<_> = got
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(b))
+            .collect();
+        assert_eq!(parts, ["héllo", " wörld"]);
+        assert!(got.iter().all(|(l, _)| l == "pretokens"));
+        // Metaspace sees ▁ where the text has a space; the segments hold the space
+        let got = pretokenized(b"a bc", METASPACE, 1);
+        let parts: Vec<_> = got
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(b))
+            .collect();
+        assert_eq!(parts, ["a", " bc"]);
+    }
+
+    #[test]
+    fn invalid_utf8_runs_are_segments_of_their_own() {
+        let doc = b"ab \xff\xfe\x80cd";
+        let segs = TextSegmenter::new(TextOptions {
+            split: pre_tokenizer(WHITESPACE),
+            ..Default::default()
+        })
+        .segment(doc)
+        .unwrap();
+        assert_accounts_for_every_byte(doc, &segs).unwrap();
+        let got: Vec<_> = segs
+            .iter()
+            .map(|s| (s.label.as_str(), s.bytes(doc), s.metadata["utf8"].as_bool()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("pretokens", &b"ab"[..], Some(true)),
+                ("gap", b" ", Some(true)),
+                ("invalid_utf8", b"\xff\xfe\x80", Some(false)),
+                ("pretokens", b"cd", Some(true)),
+            ]
+        );
+        assert_eq!(segs[0].metadata["pretokens"], 1);
     }
 }

@@ -18,7 +18,7 @@
 //!   `width`, `height`, `time_s`, `frame` (index among kept frames) and `source_frame` (index
 //!   among decoded frames).
 //! - **Audio**: the best audio stream is decoded and framed exactly as
-//!   [`AudioSegmenter`](crate::AudioSegmenter) frames a file (same [`AudioOptions`]: mixdown,
+//!   [`AudioSegmenter`](crate::AudioSegmenter) frames a file (same [`AudioOptions`](crate::AudioOptions): mixdown,
 //!   resampling, frames of N ms, partial last frame kept), with modality `audio` and labels
 //!   `audio frame N`. Every decoded sample is in exactly one audio frame.
 //! - Segments come in that order: all video frames, then all audio frames. Other streams
@@ -33,7 +33,7 @@
 //! decoded. A file with neither a decodable video frame nor a decodable audio sample is a
 //! [`PretokenizeError::Decode`]. Frames larger than [`VideoOptions::max_decoded_pixels`] (from the
 //! stream header, before decoding), more than [`VideoOptions::max_frames`] kept frames, or more
-//! audio than [`AudioOptions::max_decoded_samples`] are [`PretokenizeError::LimitExceeded`].
+//! audio than [`AudioOptions::max_decoded_samples`](crate::AudioOptions::max_decoded_samples) are [`PretokenizeError::LimitExceeded`].
 //! FFmpeg's own logging is silenced (this crate never prints); failures come back as errors.
 
 use std::io::Write;
@@ -47,46 +47,9 @@ use ffmpeg::util::frame::{audio::Audio as AudioFrame, video::Video as VideoFrame
 use ffmpeg_next as ffmpeg;
 use serde_json::json;
 
-use crate::audio::{frame_segments, AudioOptions, DecodedAudio};
-use crate::image::{content_source_id, fit_within, DEFAULT_MAX_DECODED_PIXELS};
-use crate::{Modality, PretokenizeError, Segment, Segmenter};
-
-/// How [`VideoSegmenter`] samples, resizes and frames a video.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VideoOptions {
-    /// Keep this many frames per second of presentation time; `None` keeps every frame.
-    /// Default: 1.0.
-    pub frames_per_second: Option<f64>,
-    /// Downscale each kept frame so its longer side is at most this many pixels (aspect kept,
-    /// never upscaled); `None` keeps the decoded size. Default: 256.
-    pub max_side: Option<u32>,
-    /// Refuse streams whose frames have more pixels than this. Default: Pillow's limit, as for
-    /// images ([`DEFAULT_MAX_DECODED_PIXELS`]).
-    pub max_decoded_pixels: u64,
-    /// Refuse videos that would give more kept frames than this. Default: 7200 (two hours at
-    /// one frame per second).
-    pub max_frames: u64,
-    /// How the audio track is framed (the same options as [`AudioSegmenter`](crate::AudioSegmenter)).
-    pub audio: AudioOptions,
-    /// Decode the audio track at all. Default: `true`.
-    pub include_audio: bool,
-    /// Also emit the file's own bytes as a first, raw segment. Default: `false`.
-    pub include_file_bytes: bool,
-}
-
-impl Default for VideoOptions {
-    fn default() -> Self {
-        Self {
-            frames_per_second: Some(1.0),
-            max_side: Some(256),
-            max_decoded_pixels: DEFAULT_MAX_DECODED_PIXELS,
-            max_frames: 7200,
-            audio: AudioOptions::default(),
-            include_audio: true,
-            include_file_bytes: false,
-        }
-    }
-}
+use crate::audio::{frame_segments, DecodedAudio};
+use crate::image::{content_source_id, fit_within};
+use crate::{Modality, PretokenizeError, Segment, Segmenter, VideoOptions};
 
 /// Decodes a video file into sampled `rgb8` frames and `pcm_s16le` audio frames (see the
 /// [module docs](self) for the byte-accounting rule).
@@ -99,19 +62,7 @@ impl VideoSegmenter {
     /// A segmenter with these options, or [`PretokenizeError::InvalidOptions`] for a
     /// non-positive frame rate, a zero `max_side` or invalid audio options.
     pub fn new(options: VideoOptions) -> Result<Self, PretokenizeError> {
-        let invalid = |reason: &str| PretokenizeError::InvalidOptions {
-            segmenter: "video",
-            reason: reason.to_string(),
-        };
-        if let Some(fps) = options.frames_per_second {
-            if !(fps.is_finite() && fps > 0.0) {
-                return Err(invalid("frames_per_second must be a positive number"));
-            }
-        }
-        if options.max_side == Some(0) {
-            return Err(invalid("max_side must be at least 1"));
-        }
-        options.audio.validate("video")?;
+        options.validate()?;
         Ok(Self { options })
     }
 
