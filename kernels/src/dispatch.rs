@@ -232,7 +232,8 @@ pub(crate) fn rope<B: Backend>(
 fn cublas_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| {
-        std::env::var("BLT_KERNELS_CUBLAS").as_deref() != Ok("0") && crate::cube::cublas::available()
+        std::env::var("BLT_KERNELS_CUBLAS").as_deref() != Ok("0")
+            && crate::cube::cublas::available()
     })
 }
 
@@ -255,7 +256,10 @@ fn cublas_matmul<B: Backend, const D: usize>(
     #[cfg(feature = "cuda")]
     if is_cube::<B, cubecl::cuda::CudaRuntime>() {
         if !cublas_enabled() {
-            note_reference::<B>("cublas", "libcublas not loadable or BLT_KERNELS_CUBLAS=0: CubeCL GEMMs");
+            note_reference::<B>(
+                "cublas",
+                "libcublas not loadable or BLT_KERNELS_CUBLAS=0: CubeCL GEMMs",
+            );
             return None;
         }
         type R = cubecl::cuda::CudaRuntime;
@@ -294,6 +298,26 @@ pub(crate) fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tenso
         }
         None => reference::linear(x, weight),
     }
+}
+
+pub(crate) fn linear_many<B: Backend>(
+    x: Tensor<B, 3>,
+    weights: Vec<Tensor<B, 2>>,
+) -> Vec<Tensor<B, 3>> {
+    if weights.len() > 1 && cublas_ready::<B>() {
+        let widths: Vec<usize> = weights.iter().map(|w| w.dims()[1]).collect();
+        let out = linear(x, Tensor::cat(weights, 1));
+        let mut start = 0;
+        return widths
+            .into_iter()
+            .map(|width| {
+                let part = out.clone().narrow(2, start, width);
+                start += width;
+                part
+            })
+            .collect();
+    }
+    weights.into_iter().map(|w| linear(x.clone(), w)).collect()
 }
 
 /// `lhs · rhs` on the full-precision f32 GEMM, when backend `B` has the CubeCL kernels.

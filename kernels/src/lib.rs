@@ -79,6 +79,16 @@ pub fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tensor<B, 3>
     dispatch::linear(x, weight)
 }
 
+/// Several bias-free linear layers of the same input, `[x · W₁, x · W₂, …]` (each weight in
+/// Burn's `[d_in, d_out]` layout), e.g. the query/key/value projections.
+///
+/// Where every product costs a host round trip (CUDA with cuBLAS, see [`linear`]) the weights are
+/// concatenated and multiplied once, and the outputs are views of that one product; elsewhere
+/// each is multiplied on its own.
+pub fn linear_many<B: Backend>(x: Tensor<B, 3>, weights: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 3>> {
+    dispatch::linear_many(x, weights)
+}
+
 /// Scaled dot-product attention with a boolean mask (`true` = masked out), as
 /// [`burn::tensor::module::attention`]. On CubeCL backends an f32 attention runs on the
 /// full-precision flash kernel (the autotuned one may use TF32); half precision uses autotune.

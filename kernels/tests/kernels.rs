@@ -230,6 +230,28 @@ fn check_linear_against_cpu<B: Backend>(device: &B::Device) {
     }
 }
 
+/// Several projections of one input equal the products one by one (on CUDA with cuBLAS they
+/// are one product of the concatenated weights).
+fn check_linear_many_against_cpu<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
+    let x = tensor::<B, 3>([2, 37, 96], 3, 1.0, dtype, device);
+    let ws: Vec<Tensor<B, 2>> = [(96, 64), (96, 32), (96, 32)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, n))| tensor::<B, 2>([k, n], 200 + i as u64, 0.1, dtype, device))
+        .collect();
+    let outs = blt_kernels::linear_many(x.clone(), ws.clone());
+    assert_eq!(outs.len(), 3);
+    for (i, (out, w)) in outs.into_iter().zip(&ws).enumerate() {
+        let want = host(reference::linear(on_cpu(&x), on_cpu(w)));
+        assert_close(
+            &format!("linear_many[{i}] {dtype:?}"),
+            &host(out),
+            &want,
+            tol,
+        );
+    }
+}
+
 fn window_mask<B: Backend>(
     q: usize,
     k: usize,
@@ -371,6 +393,7 @@ fn cpu_backend_kernels_equal_references() {
     check_prominence_coherence::<Cpu>(&device, DType::F32, 0.0);
     check_rope::<Cpu>(&device, DType::F32, 0.0);
     check_linear_against_cpu::<Cpu>(&device);
+    check_linear_many_against_cpu::<Cpu>(&device, DType::F32, 0.0);
     check_attention_against_cpu::<Cpu>(&device);
 }
 
@@ -387,6 +410,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
     check_prominence_coherence::<B>(device, DType::F32, 2e-5);
     check_rope::<B>(device, DType::F32, 2e-5);
     check_linear_against_cpu::<B>(device);
+    check_linear_many_against_cpu::<B>(device, DType::F32, 2e-5);
     check_attention_against_cpu::<B>(device);
     match half {
         // Half-precision inputs: the kernel rounds once, the reference once too, from f32 math
@@ -399,6 +423,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
             check_prominence_coherence::<B>(device, half, 2e-4);
             check_rope::<B>(device, half, 0.05);
             check_half_attention_against_cpu::<B>(device, half);
+            check_linear_many_against_cpu::<B>(device, half, 2e-2);
         }
         None => eprintln!("{runtime}: this device has no half-precision float; checked f32 only"),
     }

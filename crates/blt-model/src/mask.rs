@@ -189,7 +189,10 @@ mod tests {
         let seq = 11;
         let with_eos: Vec<u32> = vec![1, 7, 2, 9, 9, 9, 2, 2, 5, 6, 2];
         let without: Vec<u32> = vec![1, 7, 8, 9, 9, 9, 3, 3, 5, 6, 2];
-        for rows in [vec![&with_eos[..], &without[..]], vec![&without[..], &without[..]]] {
+        for rows in [
+            vec![&with_eos[..], &without[..]],
+            vec![&without[..], &without[..]],
+        ] {
             let plan = AttentionPlan::<Cpu>::new(&rule, &rows, seq, &device);
             let block = &plan.blocks()[0];
             let [mb, _, ql, kl] = block.masked.dims();

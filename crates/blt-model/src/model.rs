@@ -98,9 +98,21 @@ impl<B: Backend> Attention<B> {
         plan: &AttentionPlan<B>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
-        let q = rope.apply(self.heads(linear(&self.wq, x.clone()), self.n_heads));
-        let k = rope.apply(self.heads(linear(&self.wk, x.clone()), self.n_kv_heads));
-        let v = self.heads(linear(&self.wv, x), self.n_kv_heads);
+        let mut qkv = blt_kernels::linear_many(
+            x,
+            vec![
+                self.wq.weight.val(),
+                self.wk.weight.val(),
+                self.wv.weight.val(),
+            ],
+        )
+        .into_iter();
+        let (Some(q), Some(k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+            unreachable!("linear_many returns one output per weight")
+        };
+        let q = rope.apply(self.heads(q, self.n_heads));
+        let k = rope.apply(self.heads(k, self.n_kv_heads));
+        let v = self.heads(v, self.n_kv_heads);
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         let options = AttentionModuleOptions {
             scale: Some(1.0 / (self.head_dim as f64).sqrt()),
@@ -154,7 +166,12 @@ impl<B: Backend> FeedForward<B> {
 
     /// `[.., dim]` → `[.., dim]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = blt_kernels::swiglu(linear(&self.w1, x.clone()), linear(&self.w3, x));
+        let mut gu = blt_kernels::linear_many(x, vec![self.w1.weight.val(), self.w3.weight.val()])
+            .into_iter();
+        let (Some(gate), Some(up)) = (gu.next(), gu.next()) else {
+            unreachable!("linear_many returns one output per weight")
+        };
+        let gate = blt_kernels::swiglu(gate, up);
         linear(&self.w2, gate)
     }
 }
