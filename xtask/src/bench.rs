@@ -155,6 +155,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${{1:?usage: run.sh OUT [dtype...]}}; shift
 dtypes=${{*:-{dtypes}}}
 mkdir -p "$out"
+# cuBLAS for blt-kernels (loaded at run time): the CUDA toolkit's, or the one PyTorch's wheels ship.
+export LD_LIBRARY_PATH=${{LD_LIBRARY_PATH:-}}:/usr/local/cuda/lib64:$(python3 -c "import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], 'lib'))" 2>/dev/null)
+export TORCH_SHAPES=${{TORCH_SHAPES:-{shapes}}}
 export CRITERION_HOME="$out/criterion" BLT_BENCH_DEVICE={device} BLT_BENCH_SHAPES={shapes} BLT_BENCH_MODEL={model}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/device.txt" 2>/dev/null
 for dt in $dtypes; do
