@@ -143,7 +143,7 @@ fn from_cube<P: 'static, R: burn_cubecl::CubeRuntime>(t: burn_cubecl::tensor::Cu
 pub(crate) fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let t = to_cube::<_, R>(float(logits.clone()));
-        crate::cube::entropy::<R>(t).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
+        crate::cube::entropy::<R>(t).map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     or_reference::<B, _>("entropy", fused.map(|r| r.map(wrap)), || {
         reference::entropy(logits)
@@ -153,7 +153,7 @@ pub(crate) fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
 pub(crate) fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, scale: f64) -> Tensor<B, D> {
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let t = to_cube::<_, R>(float(x.clone()));
-        crate::cube::softmax::<R>(t, scale).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
+        crate::cube::softmax::<R>(t, scale).map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     or_reference::<B, _>("softmax", fused.map(|r| r.map(wrap)), || {
         reference::softmax(x, scale)
@@ -168,8 +168,7 @@ pub(crate) fn rms_norm<B: Backend>(
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let t = to_cube::<_, R>(float(x.clone()));
         let w = to_cube::<_, R>(float(weight.clone()));
-        crate::cube::rms_norm::<R>(t, w, eps)
-            .map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
+        crate::cube::rms_norm::<R>(t, w, eps).map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     or_reference::<B, _>("rms_norm", fused.map(|r| r.map(wrap)), || {
         reference::rms_norm(x, weight, eps)
@@ -180,7 +179,7 @@ pub(crate) fn swiglu<B: Backend>(gate: Tensor<B, 3>, up: Tensor<B, 3>) -> Tensor
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let g = to_cube::<_, R>(float(gate.clone()));
         let u = to_cube::<_, R>(float(up.clone()));
-        crate::cube::swiglu::<R>(g, u).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
+        crate::cube::swiglu::<R>(g, u).map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     or_reference::<B, _>("swiglu", fused.map(|r| r.map(wrap)), || {
         reference::swiglu(gate, up)
@@ -219,7 +218,7 @@ pub(crate) fn rope<B: Backend>(
         let t = to_cube::<_, R>(float(x.clone()));
         let c = to_cube::<_, R>(float(cos.clone()));
         let s = to_cube::<_, R>(float(sin.clone()));
-        crate::cube::rope::<R>(t, c, s).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
+        crate::cube::rope::<R>(t, c, s).map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     or_reference::<B, _>("rope", fused.map(|r| r.map(wrap)), || {
         reference::rope(x, cos, sin)
@@ -238,6 +237,7 @@ fn cublas_enabled() -> bool {
 }
 
 /// Whether products on backend `B` run on cuBLAS.
+#[cfg_attr(not(feature = "cuda"), allow(clippy::extra_unused_type_parameters))]
 fn cublas_ready<B: Backend>() -> bool {
     #[cfg(feature = "cuda")]
     if is_cube::<B, cubecl::cuda::CudaRuntime>() {
@@ -288,7 +288,7 @@ pub(crate) fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tenso
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let t = to_cube::<_, R>(float(x.clone()));
         let w = to_cube::<_, R>(float(weight.clone()));
-        crate::cube::linear::<R>(t, w).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
+        crate::cube::linear::<R>(t, w).map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     match fused {
         Some(Ok(p)) => wrap(p),
@@ -334,7 +334,7 @@ fn matmul_f32<B: Backend, const D: usize>(
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let l = to_cube::<_, R>(float(lhs.clone()));
         let r = to_cube::<_, R>(float(rhs.clone()));
-        crate::cube::matmul_f32::<R>(l, r).map(|out| from_cube::<B::FloatTensorPrimitive, R>(out))
+        crate::cube::matmul_f32::<R>(l, r).map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     fused.map(|r| r.map(wrap))
 }

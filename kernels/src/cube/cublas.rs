@@ -131,11 +131,10 @@ pub(crate) fn matmul(
     let (pa, pb, pc) = (a.resource().ptr, b.resource().ptr, c.resource().ptr);
 
     let mut map = handles().lock().unwrap_or_else(|e| e.into_inner());
-    if !map.contains_key(&ordinal) {
-        let blas = setup(ordinal)?;
-        map.insert(ordinal, blas);
-    }
-    let blas = &map[&ordinal];
+    let blas = match map.entry(ordinal) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(setup(ordinal)?),
+    };
     let (alpha, beta) = (1.0f32, 0.0f32);
     // Row-major C[m,n] = A[m,k]·B[k,n] is column-major Cᵀ[n,m] = Bᵀ[n,k]·Aᵀ[k,m].
     // SAFETY: the pointers are live CubeCL buffers of the sizes computed above (held by the

@@ -246,7 +246,7 @@ pub(crate) fn rope<R: CubeRuntime>(
         ));
     }
     let dims = shape_of(&x);
-    if dims.len() != 4 || dims[3] % 2 != 0 {
+    if dims.len() != 4 || !dims[3].is_multiple_of(2) {
         return Err(format!("expected [b, h, s, even d], got {dims:?}"));
     }
     let cos = into_contiguous(cos);
