@@ -20,7 +20,6 @@ use std::ffi::c_void;
 use std::sync::{Mutex, OnceLock};
 
 use burn::tensor::DType;
-use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::reshape;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::cuda::CudaRuntime;
@@ -28,7 +27,7 @@ use cubecl::zspace::Shape;
 use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result as drv, sys as drv_sys};
 
-use super::{empty, shape_of};
+use super::{empty, Product};
 
 /// One cuBLAS handle and stream per device, in the device's primary context (CubeCL's).
 struct Blas {
@@ -92,25 +91,20 @@ pub(crate) fn matmul(
     let ty = data_type(lhs.dtype)
         .filter(|_| rhs.dtype == lhs.dtype)
         .ok_or_else(|| format!("dtypes {:?} × {:?}", lhs.dtype, rhs.dtype))?;
-    let (ld, rd) = (shape_of(&lhs), shape_of(&rhs));
-    let rank = ld.len();
-    if rank < 2
-        || rd.len() != rank
-        || ld[..rank - 2] != rd[..rank - 2]
-        || ld[rank - 1] != rd[rank - 2]
-    {
-        return Err(format!("cannot multiply {ld:?} by {rd:?}"));
+    let Product {
+        lhs,
+        rhs,
+        batch,
+        m,
+        k,
+        n,
+        out_dims: od,
+    } = Product::new(lhs, rhs)?;
+    if [batch, m, k, n].into_iter().any(|v| v > i32::MAX as usize) {
+        return Err(format!(
+            "dimensions too large for cuBLAS: {batch} × {m} × {k} × {n}"
+        ));
     }
-    let batch: usize = ld[..rank - 2].iter().product();
-    let (m, k, n) = (ld[rank - 2], ld[rank - 1], rd[rank - 1]);
-    let too_big = |v: usize| v > i32::MAX as usize;
-    if [batch, m, k, n].into_iter().any(too_big) {
-        return Err(format!("dimensions too large for cuBLAS: {ld:?} × {rd:?}"));
-    }
-    let mut od = ld.clone();
-    od[rank - 1] = n;
-    let lhs = reshape(into_contiguous(lhs), Shape::new([batch, m, k]));
-    let rhs = reshape(into_contiguous(rhs), Shape::new([batch, k, n]));
     let out = empty(&lhs, &[batch, m, n], lhs.dtype);
     if batch * m * n == 0 {
         return Ok(reshape(out, Shape::new_raw(od.iter().copied().collect())));

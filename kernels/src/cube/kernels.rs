@@ -73,6 +73,29 @@ fn row_sum_of_squares<F: Float>(
     row_sum(ss, smem, threads)
 }
 
+/// `max x[start + i] · scale` over `i < width` for the calling cube row, in f32; every thread
+/// gets it (rows past the end get a very negative number).
+#[cube]
+fn row_scaled_max<F: Float>(
+    x: &Tensor<F>,
+    start: usize,
+    width: usize,
+    valid: bool,
+    scale: f32,
+    smem: &mut SharedMemory<f32>,
+    #[comptime] threads: usize,
+) -> f32 {
+    let mut m = f32::new(-3.0e38);
+    if valid {
+        let mut i = UNIT_POS_X as usize;
+        while i < width {
+            m = f32::max(m, f32::cast_from(x[start + i]) * scale);
+            i += threads;
+        }
+    }
+    row_max(m, smem, threads)
+}
+
 #[cube]
 fn row_index() -> usize {
     (CUBE_POS as usize) * (CUBE_DIM_Y as usize) + UNIT_POS_Y as usize
@@ -95,15 +118,15 @@ pub(super) fn entropy_kernel<F: Float>(
     let valid = row < rows;
     let start = row * vocab;
 
-    let mut m = f32::new(-3.0e38);
-    if valid {
-        let mut i = lane;
-        while i < vocab {
-            m = f32::max(m, f32::cast_from(logits[start + i]));
-            i += threads;
-        }
-    }
-    let m = row_max(m, &mut smem, threads);
+    let m = row_scaled_max(
+        logits,
+        start,
+        vocab,
+        valid,
+        f32::new(1.0),
+        &mut smem,
+        threads,
+    );
 
     let mut s = f32::new(0.0);
     let mut t = f32::new(0.0);
@@ -143,15 +166,7 @@ pub(super) fn softmax_kernel<F: Float>(
     let valid = row < rows;
     let start = row * width;
 
-    let mut m = f32::new(-3.0e38);
-    if valid {
-        let mut i = lane;
-        while i < width {
-            m = f32::max(m, f32::cast_from(x[start + i]) * scale);
-            i += threads;
-        }
-    }
-    let m = row_max(m, &mut smem, threads);
+    let m = row_scaled_max(x, start, width, valid, scale, &mut smem, threads);
 
     let mut s = f32::new(0.0);
     if valid {

@@ -286,6 +286,46 @@ pub(crate) fn linear<R: CubeRuntime>(
     Ok(reshape(out, Shape::new([b, s, n])))
 }
 
+/// The operands of `lhs · rhs` over the last two dimensions (equal leading dimensions, any
+/// strides), made contiguous as `[batch, m, k]` and `[batch, k, n]`.
+pub(crate) struct Product<R: CubeRuntime> {
+    pub lhs: CubeTensor<R>,
+    pub rhs: CubeTensor<R>,
+    pub batch: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// The shape of the product: `lhs`'s with the last dimension `n`.
+    pub out_dims: Vec<usize>,
+}
+
+impl<R: CubeRuntime> Product<R> {
+    pub fn new(lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> Result<Self, String> {
+        let (ld, rd) = (shape_of(&lhs), shape_of(&rhs));
+        let rank = ld.len();
+        if rank < 2
+            || rd.len() != rank
+            || ld[..rank - 2] != rd[..rank - 2]
+            || ld[rank - 1] != rd[rank - 2]
+        {
+            return Err(format!("cannot multiply {ld:?} by {rd:?}"));
+        }
+        let batch: usize = ld[..rank - 2].iter().product();
+        let (m, k, n) = (ld[rank - 2], ld[rank - 1], rd[rank - 1]);
+        let mut out_dims = ld;
+        out_dims[rank - 1] = n;
+        Ok(Self {
+            lhs: reshape(into_contiguous(lhs), Shape::new([batch, m, k])),
+            rhs: reshape(into_contiguous(rhs), Shape::new([batch, k, n])),
+            batch,
+            m,
+            k,
+            n,
+            out_dims,
+        })
+    }
+}
+
 /// Whether batched f32 products may use the register-tiled unit GEMMs
 /// (`BLT_KERNELS_BATCHED_GEMM=unit`), an experiment switch for runtimes on which they were not
 /// seen wrong; the default is the exact naive kernel.
@@ -303,23 +343,17 @@ pub(crate) fn matmul_f32<R: CubeRuntime>(
     if lhs.dtype != DType::F32 || rhs.dtype != DType::F32 {
         return Err("half precision uses the autotuned tensor-core GEMM".into());
     }
-    let (ld, rd) = (shape_of(&lhs), shape_of(&rhs));
-    let rank = ld.len();
-    if rank < 2
-        || rd.len() != rank
-        || ld[..rank - 2] != rd[..rank - 2]
-        || ld[rank - 1] != rd[rank - 2]
-    {
-        return Err(format!("cannot multiply {ld:?} by {rd:?}"));
-    }
-    let mut od = ld.clone();
-    od[rank - 1] = rd[rank - 1];
     // One contiguous batch dimension: the unit GEMMs' batch and transposed layouts are not
     // reliable on every runtime (seen wrong on WGPU); the copies are cheap next to the product.
-    let batch: usize = ld[..rank - 2].iter().product();
-    let (m, k, n) = (ld[rank - 2], ld[rank - 1], rd[rank - 1]);
-    let lhs = reshape(into_contiguous(lhs), Shape::new([batch, m, k]));
-    let rhs = reshape(into_contiguous(rhs), Shape::new([batch, k, n]));
+    let Product {
+        lhs,
+        rhs,
+        batch,
+        m,
+        k: _,
+        n,
+        out_dims: od,
+    } = Product::new(lhs, rhs)?;
     let out = empty(&lhs, &[batch, m, n], DType::F32);
     let client = lhs.client.clone();
     // The unit GEMMs gave wrong results with a batch dimension (seen on WGPU), so batched
