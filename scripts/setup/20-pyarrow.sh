@@ -25,8 +25,11 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2
     $SUDO apt-get install -y --no-install-recommends python3-venv
 fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+# The read-back checks are extra evidence, not something the tests need: without PyPI they log
+# that they skip, so a failed install warns instead of failing the whole test run.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'pyarrow>=14' 'polars>=1.0' || {
-    echo "20-pyarrow.sh: cannot install pyarrow and polars from PyPI into $VENV" >&2
-    exit 1
+    echo "20-pyarrow.sh: WARNING: cannot install pyarrow and polars from PyPI into $VENV;" \
+        "the tests will skip their pyarrow/polars read-back checks" >&2
+    exit 0
 }
 "$VENV/bin/python" -c 'import pyarrow, polars; print("pyarrow", pyarrow.__version__, "polars", polars.__version__, "in", "'"$VENV"'")'
