@@ -46,6 +46,12 @@ fn is_float(dtype: DType) -> bool {
     matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
 }
 
+/// A row kernel's view of a shape: the rows (all but the last dimension) and the row width.
+fn rows_and_width(dims: &[usize]) -> (usize, usize) {
+    let (lead, last) = dims.split_at(dims.len() - 1);
+    (lead.iter().product(), last[0])
+}
+
 fn shape_of<R: CubeRuntime>(t: &CubeTensor<R>) -> Vec<usize> {
     let shape = t.meta.shape();
     (0..shape.num_dims()).map(|i| shape[i]).collect()
@@ -98,8 +104,7 @@ pub(crate) fn softmax<R: CubeRuntime>(
     }
     let x = into_contiguous(x);
     let dims = shape_of(&x);
-    let width = dims[dims.len() - 1];
-    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let (rows, width) = rows_and_width(&dims);
     let out = empty(&x, &dims, x.dtype);
     let (count, dim) = row_grid(rows);
     let dtype = x.dtype;
@@ -136,8 +141,7 @@ pub(crate) fn rms_norm<R: CubeRuntime>(
     let x = into_contiguous(x);
     let weight = into_contiguous(weight);
     let dims = shape_of(&x);
-    let width = dims[dims.len() - 1];
-    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let (rows, width) = rows_and_width(&dims);
     let out = empty(&x, &dims, x.dtype);
     let (count, dim) = row_grid(rows);
     let dtype = x.dtype;
