@@ -6,11 +6,12 @@
 //! CubeCL's CUDA runtime itself uses), so nothing is needed at build time; where it cannot be
 //! loaded, callers use the CubeCL kernels.
 //!
-//! Ordering: CubeCL runs kernels on its own non-blocking stream, which it does not expose. A
-//! product therefore waits for the device to finish what is queued (`client.sync()`), runs on
-//! this module's stream, and waits for that stream before returning: correct, at the price of
-//! one host round trip per product.
-//!
+//! Ordering: CubeCL runs kernels on a non-blocking stream per thread. The buffers' resources
+//! name that stream (`GpuResource::stream`, a field of the patched `cubecl-cuda` in
+//! `vendor/cubecl-cuda`), and the product is enqueued on it: ordered after the kernels that
+//! wrote its inputs and before those that read its output, with no host round trip. One cuBLAS
+//! handle per stream, created on first use.
+
 //! Precision: f32 products use `CUBLAS_COMPUTE_32F` in the default math mode (never TF32, unless
 //! `NVIDIA_TF32_OVERRIDE=1` is set in the environment); bf16/f16 products use tensor cores with
 //! f32 accumulation, as PyTorch does.
@@ -29,18 +30,18 @@ use cudarc::driver::{result as drv, sys as drv_sys};
 
 use super::{empty, Product};
 
-/// One cuBLAS handle and stream per device, in the device's primary context (CubeCL's).
+/// One cuBLAS handle per CubeCL stream, in the device's primary context (CubeCL's).
 struct Blas {
     handle: blas_sys::cublasHandle_t,
-    stream: drv_sys::CUstream,
     context: drv_sys::CUcontext,
 }
 
 // SAFETY: the raw handles are used only while the mutex below is held.
 unsafe impl Send for Blas {}
 
-fn handles() -> &'static Mutex<HashMap<usize, Blas>> {
-    static HANDLES: OnceLock<Mutex<HashMap<usize, Blas>>> = OnceLock::new();
+/// Handles by (device ordinal, stream address).
+fn handles() -> &'static Mutex<HashMap<(usize, usize), Blas>> {
+    static HANDLES: OnceLock<Mutex<HashMap<(usize, usize), Blas>>> = OnceLock::new();
     HANDLES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -51,22 +52,16 @@ pub(crate) fn available() -> bool {
     *PRESENT.get_or_init(|| unsafe { blas_sys::is_culib_present() && drv_sys::is_culib_present() })
 }
 
-fn setup(ordinal: usize) -> Result<Blas, String> {
-    // SAFETY: plain driver/cuBLAS calls on a device index CubeCL already opened.
+fn setup(ordinal: usize, stream: drv_sys::CUstream) -> Result<Blas, String> {
+    // SAFETY: plain driver/cuBLAS calls on a device index and a stream CubeCL already created.
     unsafe {
         let device = drv::device::get(ordinal as i32).map_err(|e| format!("device: {e:?}"))?;
         let context =
             drv::primary_ctx::retain(device).map_err(|e| format!("primary context: {e:?}"))?;
         drv::ctx::set_current(context).map_err(|e| format!("context: {e:?}"))?;
-        let stream = drv::stream::create(drv::stream::StreamKind::NonBlocking)
-            .map_err(|e| format!("stream: {e:?}"))?;
         let handle = blas::create_handle().map_err(|e| format!("cublasCreate: {e:?}"))?;
         blas::set_stream(handle, stream as _).map_err(|e| format!("cublasSetStream: {e:?}"))?;
-        Ok(Blas {
-            handle,
-            stream,
-            context,
-        })
+        Ok(Blas { handle, context })
     }
 }
 
@@ -111,8 +106,8 @@ pub(crate) fn matmul(
     }
     let client = lhs.client.clone();
     let ordinal = lhs.device.index;
-    // Everything queued on CubeCL's stream (the inputs) is finished before cuBLAS reads them.
-    cubecl::future::block_on(client.sync()).map_err(|e| format!("sync: {e:?}"))?;
+    // The resources stay guarded until the product is enqueued; CubeCL reuses freed memory
+    // only in its stream's order, which the product is part of.
     let a = client
         .get_resource(lhs.handle.clone())
         .map_err(|e| format!("lhs buffer: {e:?}"))?;
@@ -123,16 +118,21 @@ pub(crate) fn matmul(
         .get_resource(out.handle.clone())
         .map_err(|e| format!("out buffer: {e:?}"))?;
     let (pa, pb, pc) = (a.resource().ptr, b.resource().ptr, c.resource().ptr);
+    let stream = c.resource().stream;
+    if stream.is_null() {
+        return Err("cubecl-cuda did not name the buffer's stream (unpatched cubecl-cuda?)".into());
+    }
 
     let mut map = handles().lock().unwrap_or_else(|e| e.into_inner());
-    let blas = match map.entry(ordinal) {
+    let blas = match map.entry((ordinal, stream as usize)) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => e.insert(setup(ordinal)?),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(setup(ordinal, stream)?),
     };
     let (alpha, beta) = (1.0f32, 0.0f32);
     // Row-major C[m,n] = A[m,k]·B[k,n] is column-major Cᵀ[n,m] = Bᵀ[n,k]·Aᵀ[k,m].
     // SAFETY: the pointers are live CubeCL buffers of the sizes computed above (held by the
-    // `get_resource` guards until after the stream synchronisation); the context is current.
+    // `get_resource` guards until the product is enqueued on their stream); the context is
+    // current.
     unsafe {
         drv::ctx::set_current(blas.context).map_err(|e| format!("context: {e:?}"))?;
         blas::gemm_strided_batched_ex(
@@ -161,7 +161,6 @@ pub(crate) fn matmul(
             blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
         .map_err(|e| format!("cublasGemmStridedBatchedEx: {e:?}"))?;
-        drv::stream::synchronize(blas.stream).map_err(|e| format!("stream sync: {e:?}"))?;
     }
     drop((a, b, c));
     Ok(reshape(out, Shape::new_raw(od.iter().copied().collect())))
