@@ -14,9 +14,9 @@ use std::sync::Mutex;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, DType, Tensor, TensorPrimitive};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorPrimitive};
 
-use crate::reference;
+use crate::{reference, LocalAttention};
 
 /// The CubeCL runtime whose kernels backend `B` gets, if any (`Some("cuda")`, `Some("wgpu")`).
 pub fn fused_runtime<B: Backend>() -> Option<&'static str> {
@@ -387,4 +387,46 @@ pub(crate) fn attention<B: Backend>(
         }
         None => reference::attention(query, key, value, mask, options),
     }
+}
+
+/// `lhs · rhs` for attention: cuBLAS on CUDA, the exact f32 GEMM of this crate for f32 on other
+/// CubeCL runtimes, Burn's matmul otherwise (half precision off CUDA: its autotuned
+/// tensor-core GEMM; the CPU backend).
+fn attention_product<B: Backend, const D: usize>(
+    lhs: Tensor<B, D>,
+    rhs: Tensor<B, D>,
+) -> Tensor<B, D> {
+    if lhs.dtype() == DType::F32 || cublas_ready::<B>() {
+        match matmul_f32(lhs.clone(), rhs.clone()) {
+            Some(Ok(out)) => return out,
+            Some(Err(why)) => note_fallback::<B>("attention product", &why),
+            None => {}
+        }
+    }
+    lhs.matmul(rhs)
+}
+
+pub(crate) fn local_attention<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    value: Tensor<B, 4>,
+    documents: Option<Tensor<B, 2, Int>>,
+    window: Option<usize>,
+    scale: f64,
+) -> Tensor<B, 4> {
+    let geometry = LocalAttention::new(query.dims()[2], window);
+    let (q, k, v) = geometry.fold(query, key, value);
+    let scores = attention_product(q, k.swap_dims(3, 4));
+    let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
+        let s = to_cube::<_, R>(float(scores.clone()));
+        let d = documents
+            .clone()
+            .map(|d| to_cube::<_, R>(d.into_primitive()));
+        crate::cube::local_softmax::<R>(s, d, &geometry, scale)
+            .map(from_cube::<B::FloatTensorPrimitive, R>)
+    });
+    let probs = or_reference::<B, _>("local_softmax", fused.map(|r| r.map(wrap)), || {
+        reference::local_softmax(scores, documents.as_ref(), &geometry, scale)
+    });
+    geometry.unfold_output(attention_product(probs, v))
 }

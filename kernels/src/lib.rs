@@ -3,14 +3,16 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 
 #[cfg(feature = "cube")]
 mod cube;
 mod dispatch;
+mod local;
 pub mod reference;
 
 pub use dispatch::{fallback_count, fused_runtime};
+pub use local::LocalAttention;
 
 /// The CubeCL backends on which the kernels run (no fusion layer: the kernels replace it).
 pub mod backends {
@@ -100,4 +102,27 @@ pub fn attention<B: Backend>(
     options: AttentionModuleOptions,
 ) -> Tensor<B, 4> {
     dispatch::attention(query, key, value, mask, options)
+}
+
+/// Causal attention limited to a sliding `window` (`None`: the whole sequence) and cut at
+/// document boundaries: query `q` sees key `k` iff `k ≤ q`, `q − k < window` and
+/// `documents[b, q] == documents[b, k]` (`documents`: `[batch, seq]` document indices; `None`
+/// when every row is one document). `query`, `key`, `value`: `[batch, heads, seq, head_dim]`;
+/// scores are scaled by `scale`.
+///
+/// Long sequences are cut into blocks of `window` queries, each seeing the `2·window − 1` keys it
+/// can reach ([`LocalAttention`]); the blocks of one call are folded into the batch, so a layer
+/// costs one score product, one softmax and one weighted sum whatever the length. On CubeCL
+/// backends the softmax is a kernel that evaluates the visibility rule itself (no mask tensor);
+/// the products are exact f32 GEMMs for f32 (cuBLAS on CUDA) and tensor-core GEMMs with f32
+/// accumulation for half precision.
+pub fn local_attention<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    value: Tensor<B, 4>,
+    documents: Option<Tensor<B, 2, Int>>,
+    window: Option<usize>,
+    scale: f64,
+) -> Tensor<B, 4> {
+    dispatch::local_attention(query, key, value, documents, window, scale)
 }

@@ -5,9 +5,9 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::module;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{activation, Bool, DType, Tensor};
+use burn::tensor::{activation, Bool, DType, Int, Tensor};
 
-use crate::COHERENCE_EPS;
+use crate::{LocalAttention, COHERENCE_EPS};
 
 /// See [`crate::entropy`].
 pub fn entropy<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
@@ -81,4 +81,38 @@ pub fn attention<B: Backend>(
     options: AttentionModuleOptions,
 ) -> Tensor<B, 4> {
     module::attention(query, key, value, Some(mask), None, options)
+}
+
+/// The softmax of [`crate::local_attention`]: `softmax(scores · scale)` over the visible keys,
+/// exactly 0 elsewhere. `scores`: `[batch, heads, blocks, block_len, key_len]`.
+pub fn local_softmax<B: Backend>(
+    scores: Tensor<B, 5>,
+    documents: Option<&Tensor<B, 2, Int>>,
+    geometry: &LocalAttention,
+    scale: f64,
+) -> Tensor<B, 5> {
+    let dims = scores.dims();
+    let masked = geometry.mask(documents, &scores.device());
+    let [mb, _, n, l, kl] = masked.dims();
+    let masked = masked.expand([dims[0].max(mb), dims[1], n, l, kl]);
+    // Masked scores get a large finite value (WGSL has no infinity literals), and the
+    // probabilities are zeroed there, so that a query that sees nothing (padding) gets zeros.
+    let probs = softmax(scores.mask_fill(masked.clone(), -1.0e30), scale);
+    probs.mask_fill(masked, 0.0)
+}
+
+/// See [`crate::local_attention`]: the same blocks and products, the mask as a tensor.
+pub fn local_attention<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    value: Tensor<B, 4>,
+    documents: Option<Tensor<B, 2, Int>>,
+    window: Option<usize>,
+    scale: f64,
+) -> Tensor<B, 4> {
+    let geometry = LocalAttention::new(query.dims()[2], window);
+    let (q, k, v) = geometry.fold(query, key, value);
+    let scores = q.matmul(k.swap_dims(3, 4));
+    let probs = local_softmax(scores, documents.as_ref(), &geometry, scale);
+    geometry.unfold_output(probs.matmul(v))
 }

@@ -327,6 +327,102 @@ fn check_half_attention_against_cpu<B: Backend>(device: &B::Device, half: DType)
     assert_close(&format!("attention {half:?}"), &got, &want, 2e-2);
 }
 
+/// Local attention computed here in f64, query by query, from the rule: `[b, h, s, d]` values,
+/// document indices `[b, s]` (or none).
+#[allow(clippy::too_many_arguments)]
+fn naive_local_attention(
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    [b, h, s, d]: [usize; 4],
+    docs: Option<&[i64]>,
+    window: Option<usize>,
+    scale: f64,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; b * h * s * d];
+    for bi in 0..b {
+        let doc = |p: usize| docs.map_or(0, |ds| ds[bi * s + p]);
+        for hi in 0..h {
+            let base = (bi * h + hi) * s * d;
+            for qi in 0..s {
+                let keys: Vec<usize> = (0..=qi)
+                    .filter(|&ki| window.is_none_or(|w| qi - ki < w) && doc(qi) == doc(ki))
+                    .collect();
+                let scores: Vec<f64> = keys
+                    .iter()
+                    .map(|&ki| {
+                        (0..d)
+                            .map(|x| q[base + qi * d + x] as f64 * k[base + ki * d + x] as f64)
+                            .sum::<f64>()
+                            * scale
+                    })
+                    .collect();
+                let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = scores.iter().map(|x| (x - m).exp()).sum();
+                for x in 0..d {
+                    let acc: f64 = keys
+                        .iter()
+                        .zip(&scores)
+                        .map(|(&ki, sc)| (sc - m).exp() / z * v[base + ki * d + x] as f64)
+                        .sum();
+                    out[base + qi * d + x] = acc as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `local_attention` against the rule computed in f64: one block and many (with padding at both
+/// ends), with and without document cuts, no window; inputs in `dtype`.
+fn check_local_attention<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
+    let (b, h, d) = (2, 3, 16);
+    // document indices: row 0 cut after positions 4 and 20, row 1 one document
+    let cases: [(usize, Option<usize>, bool); 5] = [
+        (40, Some(16), false),
+        (40, Some(16), true),
+        (37, Some(48), true),
+        (23, None, true),
+        (33, Some(8), false),
+    ];
+    for (seq, window, with_docs) in cases {
+        let shape = [b, h, seq, d];
+        let t = |seed: u64| tensor::<B, 4>(shape, seed, 1.0, dtype, device);
+        let (qt, kt, vt) = (t(11), t(12), t(13));
+        let docs: Vec<i64> = (0..b * seq)
+            .map(|i| {
+                let (row, p) = (i / seq, i % seq);
+                if row == 0 {
+                    (p > 4) as i64 + (p > 20) as i64
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let doc_tensor = with_docs.then(|| {
+            Tensor::<B, 2, burn::tensor::Int>::from_data(
+                TensorData::new(docs.clone(), [b, seq]),
+                device,
+            )
+        });
+        let scale = 1.0 / (d as f64).sqrt();
+        let want = naive_local_attention(
+            (&host(qt.clone()), &host(kt.clone()), &host(vt.clone())),
+            shape,
+            with_docs.then_some(&docs[..]),
+            window,
+            scale,
+        );
+        let got = host(blt_kernels::local_attention(
+            qt, kt, vt, doc_tensor, window, scale,
+        ));
+        assert_close(
+            &format!("local attention {dtype:?} seq {seq} window {window:?} documents {with_docs}"),
+            &got,
+            &want,
+            tol,
+        );
+    }
+}
+
 /// The CPU backend runs the references; check them against f64 arithmetic done here.
 #[test]
 fn references_match_f64_arithmetic() {
@@ -395,6 +491,7 @@ fn cpu_backend_kernels_equal_references() {
     check_linear_against_cpu::<Cpu>(&device);
     check_linear_many_against_cpu::<Cpu>(&device, DType::F32, 0.0);
     check_attention_against_cpu::<Cpu>(&device);
+    check_local_attention::<Cpu>(&device, DType::F32, 2e-5);
 }
 
 /// The same checks on a CubeCL backend in f32 and in `half` (bf16 on CUDA; f16 where WGPU has it,
@@ -412,6 +509,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
     check_linear_against_cpu::<B>(device);
     check_linear_many_against_cpu::<B>(device, DType::F32, 2e-5);
     check_attention_against_cpu::<B>(device);
+    check_local_attention::<B>(device, DType::F32, 2e-5);
     match half {
         // Half-precision inputs: the kernel rounds once, the reference once too, from f32 math
         // in another order: at most an ulp or so apart.
@@ -423,6 +521,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
             check_prominence_coherence::<B>(device, half, 2e-4);
             check_rope::<B>(device, half, 0.05);
             check_half_attention_against_cpu::<B>(device, half);
+            check_local_attention::<B>(device, half, 2e-2);
             check_linear_many_against_cpu::<B>(device, half, 2e-2);
         }
         None => eprintln!("{runtime}: this device has no half-precision float; checked f32 only"),

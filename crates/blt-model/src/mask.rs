@@ -3,13 +3,11 @@
 //! `k` iff `k ≤ q`, `q − k < window`, and both lie in the same document, documents being cut
 //! **after** every EOS (an EOS belongs to the document it ends).
 //!
-//! Long sequences are cut into blocks of `window` queries, each attending to the at most
-//! `2·window − 1` keys it can see, so memory grows linearly with the sequence, not quadratically.
-
-use std::ops::Range;
+//! Long sequences are cut into blocks by [`blt_kernels::LocalAttention`], so memory grows
+//! linearly with the sequence, not quadratically.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 /// The attention rule of one model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,116 +39,43 @@ impl AttentionRule {
             })
             .collect()
     }
-
-    /// Query blocks and the key range each can see, for a sequence of `seq` positions.
-    pub fn blocks(&self, seq: usize) -> Vec<(Range<usize>, Range<usize>)> {
-        match self.window {
-            Some(w) if seq > 2 * w => (0..seq)
-                .step_by(w)
-                .map(|start| {
-                    let end = (start + w).min(seq);
-                    (start..end, start.saturating_sub(w - 1)..end)
-                })
-                .collect(),
-            _ => vec![(0..seq, 0..seq)],
-        }
-    }
 }
 
-/// One block of queries with its keys and the mask between them.
-#[derive(Debug, Clone)]
-pub struct AttentionBlock<B: Backend> {
-    /// Query positions.
-    pub queries: Range<usize>,
-    /// Key positions.
-    pub keys: Range<usize>,
-    /// `[batch, 1, queries, keys]` (`[1, 1, queries, keys]` when every row is one document),
-    /// `true` where attention is forbidden.
-    pub masked: Tensor<B, 4, Bool>,
-}
-
-/// `true` where query `q ∈ queries` may not see key `k ∈ keys`: `[1, 1, q, k]` for one document
-/// per row, `[batch, 1, q, k]` with document indices `[batch, seq]`.
-fn block_mask<B: Backend>(
-    rule: &AttentionRule,
-    queries: &Range<usize>,
-    keys: &Range<usize>,
-    doc_ids: Option<&Tensor<B, 2, Int>>,
-    device: &B::Device,
-) -> Tensor<B, 4, Bool> {
-    let (ql, kl) = (queries.len(), keys.len());
-    let q = Tensor::<B, 1, Int>::arange(queries.start as i64..queries.end as i64, device)
-        .reshape([ql, 1])
-        .expand([ql, kl]);
-    let k = Tensor::<B, 1, Int>::arange(keys.start as i64..keys.end as i64, device)
-        .reshape([1, kl])
-        .expand([ql, kl]);
-    // distance = q − k: visible when 0 ≤ distance (< window)
-    let distance = q - k;
-    let mut allowed = distance.clone().greater_equal_elem(0);
-    if let Some(w) = rule.window {
-        allowed = allowed.bool_and(distance.lower_elem(w as i64));
-    }
-    let allowed = allowed.reshape([1, 1, ql, kl]);
-    match doc_ids {
-        None => allowed.bool_not(),
-        Some(ids) => {
-            let b = ids.dims()[0];
-            let dq = ids
-                .clone()
-                .slice([0..b, queries.clone()])
-                .reshape([b, 1, ql, 1])
-                .expand([b, 1, ql, kl]);
-            let dk = ids
-                .clone()
-                .slice([0..b, keys.clone()])
-                .reshape([b, 1, 1, kl])
-                .expand([b, 1, ql, kl]);
-            dq.equal(dk)
-                .bool_and(allowed.expand([b, 1, ql, kl]))
-                .bool_not()
-        }
-    }
-}
-
-/// The attention blocks of one forward pass over a `[batch, seq]` token tensor.
+/// What one forward pass over a `[batch, seq]` token tensor needs to know about attention: the
+/// window and, where a row holds several documents, the document index of every position
+/// (`[batch, seq]`, on the device). The visibility rule itself is evaluated inside
+/// [`blt_kernels::local_attention`]; no `[batch, q, k]` mask is built.
 #[derive(Debug, Clone)]
 pub struct AttentionPlan<B: Backend> {
-    blocks: Vec<AttentionBlock<B>>,
+    window: Option<usize>,
+    documents: Option<Tensor<B, 2, Int>>,
 }
 
 impl<B: Backend> AttentionPlan<B> {
-    /// Builds the masks for `rows` (each of length `seq`) under `rule`.
+    /// The plan for `rows` (each of length `seq`) under `rule`.
     pub fn new(rule: &AttentionRule, rows: &[&[u32]], seq: usize, device: &B::Device) -> Self {
         let docs: Vec<Vec<u32>> = rows.iter().map(|r| rule.documents(r)).collect();
         // Rows without a cutting EOS before their last position are one document each: the
-        // mask is then the window rule alone, the same for every row.
+        // window rule alone decides, the same for every row.
         let one_document = docs.iter().all(|d| d.last().is_none_or(|&last| last == 0));
-        // The masks are built on the device from positions and document indices (a few
-        // elementwise kernels), not uploaded: `[batch, 1, q, k]` booleans would be tens of MB
-        // per forward pass at 8 × 4096.
-        let doc_ids = (!one_document).then(|| {
+        let documents = (!one_document).then(|| {
             let flat: Vec<i64> = docs.iter().flatten().map(|&d| d as i64).collect();
             crate::model::token_tensor::<B>(flat, rows.len(), seq, device)
         });
-        let blocks = rule
-            .blocks(seq)
-            .into_iter()
-            .map(|(queries, keys)| {
-                let masked = block_mask(rule, &queries, &keys, doc_ids.as_ref(), device);
-                AttentionBlock {
-                    queries,
-                    keys,
-                    masked,
-                }
-            })
-            .collect();
-        Self { blocks }
+        Self {
+            window: rule.window,
+            documents,
+        }
     }
 
-    /// The blocks, in query order.
-    pub fn blocks(&self) -> &[AttentionBlock<B>] {
-        &self.blocks
+    /// The sliding window.
+    pub fn window(&self) -> Option<usize> {
+        self.window
+    }
+
+    /// Document index of every position, `None` when every row is one document.
+    pub fn documents(&self) -> Option<&Tensor<B, 2, Int>> {
+        self.documents.as_ref()
     }
 }
 
@@ -177,77 +102,68 @@ mod tests {
         assert_eq!(docs, vec![0, 0, 0, 1, 1, 2, 3]);
     }
 
-    /// The device-built masks equal the rule, position by position, with and without EOS cuts.
+    /// The attention mask the plan leads to (blocks, padding, documents) equals the rule,
+    /// position by position, with and without EOS cuts, in one block and in many.
     #[test]
     fn plan_masks_equal_the_rule() {
         type Cpu = burn::backend::Flex;
         let device = Default::default();
-        let rule = AttentionRule {
+        let short_rule = AttentionRule {
             window: Some(6),
             eos_cut: Some(2),
         };
-        let seq = 11;
         let with_eos: Vec<u32> = vec![1, 7, 2, 9, 9, 9, 2, 2, 5, 6, 2];
         let without: Vec<u32> = vec![1, 7, 8, 9, 9, 9, 3, 3, 5, 6, 2];
-        for rows in [
-            vec![&with_eos[..], &without[..]],
-            vec![&without[..], &without[..]],
-        ] {
+        let long: Vec<u32> = (0..41).map(|i| if i == 17 { 2 } else { 5 }).collect();
+        let long_rule = AttentionRule {
+            window: Some(4),
+            ..short_rule
+        };
+        let unlimited = AttentionRule {
+            window: None,
+            ..short_rule
+        };
+        let cases: [(AttentionRule, Vec<&[u32]>); 4] = [
+            (short_rule, vec![&with_eos[..], &without[..]]),
+            (short_rule, vec![&without[..], &without[..]]),
+            (long_rule, vec![&long[..], &long[..]]),
+            (unlimited, vec![&with_eos[..], &without[..]]),
+        ];
+        for (rule, rows) in cases {
+            let seq = rows[0].len();
             let plan = AttentionPlan::<Cpu>::new(&rule, &rows, seq, &device);
-            let block = &plan.blocks()[0];
-            let [mb, _, ql, kl] = block.masked.dims();
-            assert_eq!((ql, kl), (seq, seq));
-            let masked: Vec<bool> = block.masked.clone().into_data().to_vec().unwrap();
+            let g = blt_kernels::LocalAttention::new(seq, plan.window());
+            let mask = g.mask(plan.documents(), &device);
+            let [mb, _, n, l, kl] = mask.dims();
+            assert_eq!((n, l, kl), (g.blocks, g.block_len, g.key_len));
+            let masked: Vec<bool> = mask.into_data().to_vec().unwrap();
             for (r, row) in rows.iter().enumerate() {
                 let docs = rule.documents(row);
                 let m = if mb == 1 { 0 } else { r };
-                for q in 0..seq {
-                    for k in 0..seq {
-                        assert_eq!(
-                            masked[(m * ql + q) * kl + k],
-                            !rule.allows(q, k, docs[q], docs[k]),
-                            "row {r} q {q} k {k}"
-                        );
+                let mut seen = vec![0usize; seq];
+                for j in 0..n {
+                    for (i, q) in (j * l..(j + 1) * l).enumerate() {
+                        for c in 0..kl {
+                            let at = ((m * n + j) * l + i) * kl + c;
+                            let allowed = match (q < seq, g.key(j, c)) {
+                                (true, Some(k)) => rule.allows(q, k, docs[q], docs[k.min(seq - 1)]),
+                                _ => false,
+                            };
+                            assert_eq!(masked[at], !allowed, "row {r} block {j} q {q} col {c}");
+                            if allowed {
+                                seen[q] += 1;
+                            }
+                        }
                     }
                 }
-            }
-        }
-        // blocks of a long sequence: offsets of queries and keys
-        let rule = AttentionRule {
-            window: Some(4),
-            ..rule
-        };
-        let long: Vec<u32> = (0..40).map(|i| if i == 17 { 2 } else { 5 }).collect();
-        let plan = AttentionPlan::<Cpu>::new(&rule, &[&long[..]], 40, &device);
-        let docs = rule.documents(&long);
-        assert!(plan.blocks().len() > 1);
-        for block in plan.blocks() {
-            let [_, _, ql, kl] = block.masked.dims();
-            let masked: Vec<bool> = block.masked.clone().into_data().to_vec().unwrap();
-            for (i, q) in block.queries.clone().enumerate() {
-                for (j, k) in block.keys.clone().enumerate() {
-                    assert_eq!(masked[i * kl + j], !rule.allows(q, k, docs[q], docs[k]));
+                // every key the rule allows is in the query's block: count them directly
+                for q in 0..seq {
+                    let direct = (0..seq)
+                        .filter(|&k| rule.allows(q, k, docs[q], docs[k]))
+                        .count();
+                    assert_eq!(seen[q], direct, "row {r} q {q}");
                 }
             }
-            assert_eq!(ql, block.queries.len());
-        }
-    }
-
-    #[test]
-    fn blocks_cover_every_query_once_with_every_visible_key() {
-        for seq in [1, 7, 1024, 1025, 3000] {
-            let blocks = RELEASE.blocks(seq);
-            let mut next = 0;
-            for (q, k) in &blocks {
-                assert_eq!(q.start, next);
-                next = q.end;
-                for query in q.clone() {
-                    // every key the rule could allow is inside the block's key range
-                    let lo = query.saturating_sub(511);
-                    assert!(k.start <= lo && query < k.end);
-                }
-            }
-            assert_eq!(next, seq);
         }
     }
 }

@@ -10,7 +10,6 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 
 use crate::config::EntropyModelConfig;
@@ -114,27 +113,9 @@ impl<B: Backend> Attention<B> {
         let k = rope.apply(self.heads(k, self.n_kv_heads));
         let v = self.heads(v, self.n_kv_heads);
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
-        let options = AttentionModuleOptions {
-            scale: Some(1.0 / (self.head_dim as f64).sqrt()),
-            softcap: None,
-            is_causal: false,
-        };
-        let mut outputs = Vec::with_capacity(plan.blocks().len());
-        for block in plan.blocks() {
-            let q = q
-                .clone()
-                .slice([0..b, 0..self.n_heads, block.queries.clone()]);
-            let k = k.clone().slice([0..b, 0..self.n_heads, block.keys.clone()]);
-            let v = v.clone().slice([0..b, 0..self.n_heads, block.keys.clone()]);
-            let [_, _, ql, kl] = block.masked.dims();
-            let mask = block.masked.clone().expand([b, self.n_heads, ql, kl]);
-            outputs.push(blt_kernels::attention(q, k, v, mask, options));
-        }
-        let out = if outputs.len() == 1 {
-            outputs.swap_remove(0)
-        } else {
-            Tensor::cat(outputs, 2)
-        };
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let documents = plan.documents().cloned();
+        let out = blt_kernels::local_attention(q, k, v, documents, plan.window(), scale);
         let out = out
             .swap_dims(1, 2)
             .reshape([b, s, self.n_heads * self.head_dim]);

@@ -293,3 +293,132 @@ pub(super) fn rope_kernel<F: Float>(
         out[2 * p + 1] = F::cast_from(e * n + o * c);
     }
 }
+
+/// Whether query `q` sees the key in column `i` of its block (local attention: see
+/// `crate::LocalAttention`); `k_shifted = block_start + i` is the key position plus
+/// `key_offset`, so padding before the sequence is `k_shifted < key_offset`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn local_visible(
+    docs: &Tensor<i32>,
+    doc_row: usize,
+    q: usize,
+    k_shifted: usize,
+    key_offset: usize,
+    window: usize,
+    seq: usize,
+    #[comptime] has_docs: bool,
+) -> bool {
+    let mut visible = false;
+    if k_shifted >= key_offset && q < seq {
+        let k = k_shifted - key_offset;
+        if k <= q && (window == 0 || q - k < window) {
+            visible = true;
+            if has_docs {
+                visible = docs[doc_row + q] == docs[doc_row + k];
+            }
+        }
+    }
+    visible
+}
+
+/// Softmax of local-attention scores `[batch · heads · blocks · block_len, key_len]` (rows in
+/// that order), `softmax(x · scale)` over the keys each query sees and exactly 0 elsewhere, in
+/// f32, rounded once to `F`. Visibility is computed from positions and the document index of
+/// every position (`docs`, `[batch, seq]`, read only when `has_docs`), so no mask tensor is
+/// built or read. `window` 0 means no window.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn local_softmax_kernel<F: Float>(
+    x: &Tensor<F>,
+    docs: &Tensor<i32>,
+    out: &mut Tensor<F>,
+    rows: usize,
+    key_len: usize,
+    seq: usize,
+    block_len: usize,
+    blocks: usize,
+    heads: usize,
+    key_offset: usize,
+    window: usize,
+    scale: f32,
+    #[comptime] has_docs: bool,
+    #[comptime] threads: usize,
+    #[comptime] rows_per_cube: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let mut smem = SharedMemory::<f32>::new(threads * rows_per_cube);
+    let row = row_index();
+    let lane = UNIT_POS_X as usize;
+    let valid = row < rows;
+    let start = row * key_len;
+    let qi = row % block_len;
+    let block = (row / block_len) % blocks;
+    let batch = row / (block_len * blocks * heads);
+    let block_start = block * block_len;
+    let q = block_start + qi;
+    let doc_row = batch * seq;
+
+    let mut m = f32::new(-3.0e38);
+    if valid {
+        let mut i = lane;
+        while i < key_len {
+            if local_visible(
+                docs,
+                doc_row,
+                q,
+                block_start + i,
+                key_offset,
+                window,
+                seq,
+                has_docs,
+            ) {
+                m = f32::max(m, f32::cast_from(x[start + i]) * scale);
+            }
+            i += threads;
+        }
+    }
+    let m = row_max(m, &mut smem, threads);
+
+    let mut s = f32::new(0.0);
+    if valid {
+        let mut i = lane;
+        while i < key_len {
+            if local_visible(
+                docs,
+                doc_row,
+                q,
+                block_start + i,
+                key_offset,
+                window,
+                seq,
+                has_docs,
+            ) {
+                s += f32::exp(f32::cast_from(x[start + i]) * scale - m);
+            }
+            i += threads;
+        }
+    }
+    let s = row_sum(s, &mut smem, threads);
+    let inv = f32::new(1.0) / f32::max(s, f32::new(1.0e-30));
+    if valid {
+        let mut i = lane;
+        while i < key_len {
+            let mut p = f32::new(0.0);
+            if local_visible(
+                docs,
+                doc_row,
+                q,
+                block_start + i,
+                key_offset,
+                window,
+                seq,
+                has_docs,
+            ) {
+                p = f32::exp(f32::cast_from(x[start + i]) * scale - m) * inv;
+            }
+            out[start + i] = F::cast_from(p);
+            i += threads;
+        }
+    }
+}

@@ -126,6 +126,66 @@ pub(crate) fn softmax<R: CubeRuntime>(
     Ok(out)
 }
 
+/// The softmax of local-attention scores `[batch, heads, blocks, block_len, key_len]` under
+/// `geometry`, with document indices `[batch, seq]` (i32) when rows hold several documents.
+pub(crate) fn local_softmax<R: CubeRuntime>(
+    scores: CubeTensor<R>,
+    documents: Option<CubeTensor<R>>,
+    geometry: &crate::LocalAttention,
+    scale: f64,
+) -> Result<CubeTensor<R>, String> {
+    if !is_float(scores.dtype) {
+        return Err(format!("unsupported dtype {:?}", scores.dtype));
+    }
+    let dims = shape_of(&scores);
+    let g = geometry;
+    if dims.len() != 5 || dims[2..] != [g.blocks, g.block_len, g.key_len] {
+        return Err(format!("scores {dims:?} do not match {g:?}"));
+    }
+    let docs = match documents {
+        Some(d) if d.dtype != DType::I32 => {
+            return Err(format!("document indices are {:?}, not i32", d.dtype))
+        }
+        Some(d) if shape_of(&d) != [dims[0], g.seq] => {
+            return Err(format!("document indices {:?} for {dims:?}", shape_of(&d)))
+        }
+        Some(d) => Some(into_contiguous(d)),
+        None => None,
+    };
+    let has_docs = docs.is_some();
+    // Without documents the kernel never reads `docs`; any i32 buffer stands in.
+    let docs = docs.unwrap_or_else(|| empty(&scores, &[1], DType::I32));
+    let x = into_contiguous(scores);
+    let (rows, width) = rows_and_width(&dims);
+    let out = empty(&x, &dims, x.dtype);
+    let (count, dim) = row_grid(rows);
+    let dtype = x.dtype;
+    unsafe {
+        kernels::local_softmax_kernel::launch_unchecked(
+            &x.client.clone(),
+            count,
+            dim,
+            x.into_tensor_arg(),
+            docs.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            rows,
+            width,
+            g.seq,
+            g.block_len,
+            g.blocks,
+            dims[1],
+            g.key_offset,
+            g.window.unwrap_or(0),
+            scale as f32,
+            has_docs,
+            ROW_THREADS,
+            ROWS_PER_CUBE,
+            dtype.into(),
+        );
+    }
+    Ok(out)
+}
+
 /// RMSNorm over the last dimension; the output has `x`'s shape and dtype.
 pub(crate) fn rms_norm<R: CubeRuntime>(
     x: CubeTensor<R>,

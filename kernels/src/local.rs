@@ -1,0 +1,189 @@
+//! Causal sliding-window attention cut at document boundaries, computed block by block so that
+//! memory grows linearly with the sequence, with every block of one call folded into the batch
+//! dimension: one score product, one softmax and one weighted sum per layer, whatever the
+//! sequence length.
+
+use std::ops::Range;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+
+/// How a sequence is cut into query blocks for local attention.
+///
+/// A query `q` sees key `k` iff `k ≤ q`, `q − k < window` (when there is a window) and both lie
+/// in the same document. With a window `w` and more than `2w` positions, queries go in blocks
+/// of `w` and block `j` sees the `2w − 1` keys from `j·w − (w − 1)` (those before 0 are padding);
+/// otherwise one block holds every query and sees every key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAttention {
+    /// Positions in the sequence.
+    pub seq: usize,
+    /// The sliding window (a query sees itself and `window − 1` earlier keys); `None` = causal
+    /// attention over the whole sequence.
+    pub window: Option<usize>,
+    /// Queries per block.
+    pub block_len: usize,
+    /// Number of blocks (`blocks · block_len ≥ seq`; queries past `seq` are padding).
+    pub blocks: usize,
+    /// Keys each block sees.
+    pub key_len: usize,
+    /// Block `j`'s first key is position `j · block_len − key_offset`.
+    pub key_offset: usize,
+}
+
+impl LocalAttention {
+    /// The blocks of a sequence of `seq` positions under `window`.
+    pub fn new(seq: usize, window: Option<usize>) -> Self {
+        match window {
+            Some(w) if w > 0 && seq > 2 * w => Self {
+                seq,
+                window,
+                block_len: w,
+                blocks: seq.div_ceil(w),
+                key_len: 2 * w - 1,
+                key_offset: w - 1,
+            },
+            _ => Self {
+                seq,
+                window,
+                block_len: seq,
+                blocks: 1,
+                key_len: seq,
+                key_offset: 0,
+            },
+        }
+    }
+
+    /// The query positions of block `j` (within the sequence).
+    pub fn queries(&self, j: usize) -> Range<usize> {
+        (j * self.block_len).min(self.seq)..((j + 1) * self.block_len).min(self.seq)
+    }
+
+    /// The key position at column `i` of block `j`, `None` for padding before the sequence.
+    pub fn key(&self, j: usize, i: usize) -> Option<usize> {
+        (j * self.block_len + i).checked_sub(self.key_offset)
+    }
+
+    /// Whether query `q` may see key `k`, given their document indices.
+    #[inline]
+    pub fn allows(&self, q: usize, k: usize, doc_q: i64, doc_k: i64) -> bool {
+        k <= q && q < self.seq && self.window.is_none_or(|w| q - k < w) && doc_q == doc_k
+    }
+
+    /// Queries and keys of one call folded by block: `[b, h, seq, d]` →
+    /// `([b, h, blocks, block_len, d], [b, h, blocks, key_len, d], [b, h, blocks, key_len, d])`,
+    /// padding with zeros where blocks reach past the sequence.
+    pub fn fold<B: Backend>(
+        &self,
+        query: Tensor<B, 4>,
+        key: Tensor<B, 4>,
+        value: Tensor<B, 4>,
+    ) -> (Tensor<B, 5>, Tensor<B, 5>, Tensor<B, 5>) {
+        let [b, h, s, d] = query.dims();
+        if self.blocks == 1 {
+            return (
+                query.reshape([b, h, 1, s, d]),
+                key.reshape([b, h, 1, s, d]),
+                value.reshape([b, h, 1, s, d]),
+            );
+        }
+        let tail = self.blocks * self.block_len - s;
+        let query = pad_seq(query, 0, tail).reshape([b, h, self.blocks, self.block_len, d]);
+        // Keys padded to `key_offset + blocks · block_len` positions; block j's keys are the
+        // window of `key_len` starting at `j · block_len`.
+        let windows = |t: Tensor<B, 4>| {
+            pad_seq(t, self.key_offset, tail)
+                .unfold::<5, usize>(2, self.key_len, self.block_len)
+                .swap_dims(3, 4)
+        };
+        (query, windows(key), windows(value))
+    }
+
+    /// `[b, h, blocks, block_len, d]` → `[b, h, seq, d]`.
+    pub fn unfold_output<B: Backend>(&self, out: Tensor<B, 5>) -> Tensor<B, 4> {
+        let [b, h, n, l, d] = out.dims();
+        let out = out.reshape([b, h, n * l, d]);
+        if n * l == self.seq {
+            out
+        } else {
+            out.narrow(2, 0, self.seq)
+        }
+    }
+
+    /// `true` where a score is masked: `[b, 1, blocks, block_len, key_len]` given document
+    /// indices `[b, seq]`, or `[1, 1, blocks, block_len, key_len]` without documents (every row
+    /// one document). Queries past the sequence see nothing.
+    pub fn mask<B: Backend>(
+        &self,
+        documents: Option<&Tensor<B, 2, Int>>,
+        device: &B::Device,
+    ) -> Tensor<B, 5, Bool> {
+        let (n, l, kl) = (self.blocks, self.block_len, self.key_len);
+        let block_start =
+            Tensor::<B, 1, Int>::arange_step(0..(n * l) as i64, l, device).reshape([n, 1, 1]);
+        let q = block_start.clone()
+            + Tensor::<B, 1, Int>::arange(0..l as i64, device).reshape([1, l, 1]);
+        // Key position + key_offset, so that padding is the part below key_offset.
+        let k_shifted =
+            block_start + Tensor::<B, 1, Int>::arange(0..kl as i64, device).reshape([1, 1, kl]);
+        let q = q.expand([n, l, kl]);
+        let k_shifted = k_shifted.expand([n, l, kl]);
+        let off = self.key_offset as i64;
+        // distance = q − k
+        let distance = q.clone() - k_shifted.clone() + off;
+        let mut allowed = k_shifted
+            .greater_equal_elem(off)
+            .bool_and(distance.clone().greater_equal_elem(0))
+            .bool_and(q.lower_elem(self.seq as i64));
+        if let Some(w) = self.window {
+            allowed = allowed.bool_and(distance.lower_elem(w as i64));
+        }
+        let allowed = allowed.reshape([1, 1, n, l, kl]);
+        let Some(docs) = documents else {
+            return allowed.bool_not();
+        };
+        let b = docs.dims()[0];
+        let tail = n * l - self.seq;
+        // Document of every query and key slot; padding gets -1 (queries) and -2 (keys), which
+        // no real document equals.
+        let pad = |t: Tensor<B, 2, Int>, front: usize, value: i64| {
+            let mut parts = Vec::with_capacity(3);
+            if front > 0 {
+                parts.push(Tensor::full([b, front], value, device));
+            }
+            parts.push(t);
+            if tail > 0 {
+                parts.push(Tensor::full([b, tail], value, device));
+            }
+            Tensor::cat(parts, 1)
+        };
+        let dq = pad(docs.clone(), 0, -1).reshape([b, 1, n, l, 1]);
+        let dk = pad(docs.clone(), self.key_offset, -2)
+            .unfold::<3, usize>(1, kl, l)
+            .reshape([b, 1, n, 1, kl]);
+        dq.expand([b, 1, n, l, kl])
+            .equal(dk.expand([b, 1, n, l, kl]))
+            .bool_and(allowed.expand([b, 1, n, l, kl]))
+            .bool_not()
+    }
+}
+
+/// Zero padding along the sequence dimension (2) of `[b, h, s, d]`.
+fn pad_seq<B: Backend>(t: Tensor<B, 4>, front: usize, back: usize) -> Tensor<B, 4> {
+    if front == 0 && back == 0 {
+        return t;
+    }
+    let [b, h, _, d] = t.dims();
+    let device = t.device();
+    let dtype = t.dtype();
+    let zeros = |n: usize| Tensor::<B, 4>::zeros([b, h, n, d], (&device, dtype));
+    let mut parts = Vec::with_capacity(3);
+    if front > 0 {
+        parts.push(zeros(front));
+    }
+    parts.push(t);
+    if back > 0 {
+        parts.push(zeros(back));
+    }
+    Tensor::cat(parts, 2)
+}
