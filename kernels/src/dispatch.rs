@@ -248,10 +248,20 @@ fn cublas_ready<B: Backend>() -> bool {
 
 /// `lhs · rhs` on cuBLAS, when `B` is the CUDA CubeCL backend and libcublas loads; `None`
 /// otherwise (logged once).
-#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
 fn cublas_matmul<B: Backend, const D: usize>(
     lhs: &Tensor<B, D>,
     rhs: &Tensor<B, D>,
+) -> Option<Result<Tensor<B, D>, String>> {
+    cublas_matmul_ordered(lhs, rhs, std::array::from_fn(|i| i))
+}
+
+/// [`cublas_matmul`] with the output laid out in memory in dimension `order` (see
+/// `cube::cublas::matmul_ordered`).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+fn cublas_matmul_ordered<B: Backend, const D: usize>(
+    lhs: &Tensor<B, D>,
+    rhs: &Tensor<B, D>,
+    order: [usize; D],
 ) -> Option<Result<Tensor<B, D>, String>> {
     #[cfg(feature = "cuda")]
     if is_cube::<B, cubecl::cuda::CudaRuntime>() {
@@ -266,7 +276,7 @@ fn cublas_matmul<B: Backend, const D: usize>(
         let l = to_cube::<_, R>(float(lhs.clone()));
         let r = to_cube::<_, R>(float(rhs.clone()));
         return Some(
-            crate::cube::cublas::matmul(l, r)
+            crate::cube::cublas::matmul_ordered(l, r, &order)
                 .map(|out| wrap(from_cube::<B::FloatTensorPrimitive, R>(out))),
         );
     }
@@ -389,14 +399,20 @@ pub(crate) fn attention<B: Backend>(
     }
 }
 
-/// `lhs · rhs` for attention: cuBLAS on CUDA, the exact f32 GEMM of this crate for f32 on other
-/// CubeCL runtimes, Burn's matmul otherwise (half precision off CUDA: its autotuned
-/// tensor-core GEMM; the CPU backend).
+/// `lhs · rhs` for attention: cuBLAS on CUDA (with the output's dimensions laid out in memory
+/// in `order`), the exact f32 GEMM of this crate for f32 on other CubeCL runtimes, Burn's
+/// matmul otherwise (half precision off CUDA: its autotuned tensor-core GEMM; the CPU backend).
 fn attention_product<B: Backend, const D: usize>(
     lhs: Tensor<B, D>,
     rhs: Tensor<B, D>,
+    order: [usize; D],
 ) -> Tensor<B, D> {
-    if lhs.dtype() == DType::F32 || cublas_ready::<B>() {
+    match cublas_matmul_ordered(&lhs, &rhs, order) {
+        Some(Ok(out)) => return out,
+        Some(Err(why)) => note_fallback::<B>("attention product (cuBLAS)", &why),
+        None => {}
+    }
+    if lhs.dtype() == DType::F32 {
         match matmul_f32(lhs.clone(), rhs.clone()) {
             Some(Ok(out)) => return out,
             Some(Err(why)) => note_fallback::<B>("attention product", &why),
@@ -410,23 +426,27 @@ pub(crate) fn local_attention<B: Backend>(
     query: Tensor<B, 4>,
     key: Tensor<B, 4>,
     value: Tensor<B, 4>,
-    documents: Option<Tensor<B, 2, Int>>,
+    document_starts: Option<Tensor<B, 2, Int>>,
     window: Option<usize>,
     scale: f64,
 ) -> Tensor<B, 4> {
     let geometry = LocalAttention::new(query.dims()[2], window);
     let (q, k, v) = geometry.fold(query, key, value);
-    let scores = attention_product(q, k.swap_dims(3, 4));
+    // Keys enter as a transposed view and values as windows of their buffer: cuBLAS reads both
+    // in place.
+    let scores = attention_product(q, k.swap_dims(3, 4), [0, 1, 2, 3, 4]);
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let s = to_cube::<_, R>(float(scores.clone()));
-        let d = documents
+        let d = document_starts
             .clone()
             .map(|d| to_cube::<_, R>(d.into_primitive()));
         crate::cube::local_softmax::<R>(s, d, &geometry, scale)
             .map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     let probs = or_reference::<B, _>("local_softmax", fused.map(|r| r.map(wrap)), || {
-        reference::local_softmax(scores, documents.as_ref(), &geometry, scale)
+        reference::local_softmax(scores, document_starts.as_ref(), &geometry, scale)
     });
-    geometry.unfold_output(attention_product(probs, v))
+    // `[b, h, blocks, block_len, d]` written as `[b, blocks, block_len, h, d]` memory: the
+    // caller's `[b, seq, h·d]` view of the result is then free.
+    geometry.unfold_output(attention_product(probs, v, [0, 2, 3, 1, 4]))
 }

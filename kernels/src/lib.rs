@@ -8,6 +8,8 @@ use burn::tensor::{Bool, Int, Tensor};
 #[cfg(feature = "cube")]
 mod cube;
 mod dispatch;
+#[cfg_attr(not(feature = "cube"), allow(dead_code))]
+mod layout;
 mod local;
 pub mod reference;
 
@@ -105,9 +107,9 @@ pub fn attention<B: Backend>(
 }
 
 /// Causal attention limited to a sliding `window` (`None`: the whole sequence) and cut at
-/// document boundaries: query `q` sees key `k` iff `k ≤ q`, `q − k < window` and
-/// `documents[b, q] == documents[b, k]` (`documents`: `[batch, seq]` document indices; `None`
-/// when every row is one document). `query`, `key`, `value`: `[batch, heads, seq, head_dim]`;
+/// document boundaries: query `q` sees key `k` iff `document_starts[b, q] ≤ k ≤ q` and
+/// `q − k < window` (`document_starts`: `[batch, seq]`, the first position of each position's
+/// document; `None` when every row is one document). `query`, `key`, `value`: `[batch, heads, seq, head_dim]`;
 /// scores are scaled by `scale`.
 ///
 /// Long sequences are cut into blocks of `window` queries, each seeing the `2·window − 1` keys it
@@ -120,9 +122,9 @@ pub fn local_attention<B: Backend>(
     query: Tensor<B, 4>,
     key: Tensor<B, 4>,
     value: Tensor<B, 4>,
-    documents: Option<Tensor<B, 2, Int>>,
+    document_starts: Option<Tensor<B, 2, Int>>,
     window: Option<usize>,
     scale: f64,
 ) -> Tensor<B, 4> {
-    dispatch::local_attention(query, key, value, documents, window, scale)
+    dispatch::local_attention(query, key, value, document_starts, window, scale)
 }

@@ -10,8 +10,9 @@ use burn::tensor::{Bool, Int, Tensor};
 
 /// How a sequence is cut into query blocks for local attention.
 ///
-/// A query `q` sees key `k` iff `k ≤ q`, `q − k < window` (when there is a window) and both lie
-/// in the same document. With a window `w` and more than `2w` positions, queries go in blocks
+/// A query `q` sees key `k` iff `start(q) ≤ k ≤ q` and `q − k < window` (when there is a
+/// window), `start(q)` being the first position of `q`'s document (0 when a row is one
+/// document): the keys a query sees are one contiguous range. With a window `w` and more than `2w` positions, queries go in blocks
 /// of `w` and block `j` sees the `2w − 1` keys from `j·w − (w − 1)` (those before 0 are padding);
 /// otherwise one block holds every query and sees every key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +65,10 @@ impl LocalAttention {
         (j * self.block_len + i).checked_sub(self.key_offset)
     }
 
-    /// Whether query `q` may see key `k`, given their document indices.
+    /// Whether query `q` may see key `k`, given the first position of `q`'s document.
     #[inline]
-    pub fn allows(&self, q: usize, k: usize, doc_q: i64, doc_k: i64) -> bool {
-        k <= q && q < self.seq && self.window.is_none_or(|w| q - k < w) && doc_q == doc_k
+    pub fn allows(&self, q: usize, k: usize, start: usize) -> bool {
+        start <= k && k <= q && q < self.seq && self.window.is_none_or(|w| q - k < w)
     }
 
     /// Queries and keys of one call folded by block: `[b, h, seq, d]` →
@@ -110,12 +111,12 @@ impl LocalAttention {
         }
     }
 
-    /// `true` where a score is masked: `[b, 1, blocks, block_len, key_len]` given document
-    /// indices `[b, seq]`, or `[1, 1, blocks, block_len, key_len]` without documents (every row
-    /// one document). Queries past the sequence see nothing.
+    /// `true` where a score is masked: `[b, 1, blocks, block_len, key_len]` given the first
+    /// position of every position's document (`[b, seq]`), or `[1, 1, blocks, block_len, key_len]`
+    /// without (every row one document). Queries past the sequence see nothing.
     pub fn mask<B: Backend>(
         &self,
-        documents: Option<&Tensor<B, 2, Int>>,
+        document_starts: Option<&Tensor<B, 2, Int>>,
         device: &B::Device,
     ) -> Tensor<B, 5, Bool> {
         let (n, l, kl) = (self.blocks, self.block_len, self.key_len);
@@ -123,46 +124,38 @@ impl LocalAttention {
             Tensor::<B, 1, Int>::arange_step(0..(n * l) as i64, l, device).reshape([n, 1, 1]);
         let q = block_start.clone()
             + Tensor::<B, 1, Int>::arange(0..l as i64, device).reshape([1, l, 1]);
-        // Key position + key_offset, so that padding is the part below key_offset.
-        let k_shifted =
-            block_start + Tensor::<B, 1, Int>::arange(0..kl as i64, device).reshape([1, 1, kl]);
-        let q = q.expand([n, l, kl]);
-        let k_shifted = k_shifted.expand([n, l, kl]);
         let off = self.key_offset as i64;
-        // distance = q − k
-        let distance = q.clone() - k_shifted.clone() + off;
-        let mut allowed = k_shifted
-            .greater_equal_elem(off)
+        // Key positions (padding before the sequence is negative).
+        let k = block_start
+            + Tensor::<B, 1, Int>::arange(-off..kl as i64 - off, device).reshape([1, 1, kl]);
+        let q = q.expand([n, l, kl]);
+        let k = k.expand([n, l, kl]);
+        let distance = q.clone() - k.clone();
+        let mut allowed = k
+            .clone()
+            .greater_equal_elem(0)
             .bool_and(distance.clone().greater_equal_elem(0))
             .bool_and(q.lower_elem(self.seq as i64));
         if let Some(w) = self.window {
             allowed = allowed.bool_and(distance.lower_elem(w as i64));
         }
         let allowed = allowed.reshape([1, 1, n, l, kl]);
-        let Some(docs) = documents else {
+        let Some(starts) = document_starts else {
             return allowed.bool_not();
         };
-        let b = docs.dims()[0];
+        let b = starts.dims()[0];
         let tail = n * l - self.seq;
-        // Document of every query and key slot; padding gets -1 (queries) and -2 (keys), which
-        // no real document equals.
-        let pad = |t: Tensor<B, 2, Int>, front: usize, value: i64| {
-            let mut parts = Vec::with_capacity(3);
-            if front > 0 {
-                parts.push(Tensor::full([b, front], value, device));
-            }
-            parts.push(t);
-            if tail > 0 {
-                parts.push(Tensor::full([b, tail], value, device));
-            }
-            Tensor::cat(parts, 1)
+        // Queries past the sequence get a start no key reaches.
+        let starts = if tail > 0 {
+            let pad = Tensor::full([b, tail], (n * l) as i64, device);
+            Tensor::cat(vec![starts.clone(), pad], 1)
+        } else {
+            starts.clone()
         };
-        let dq = pad(docs.clone(), 0, -1).reshape([b, 1, n, l, 1]);
-        let dk = pad(docs.clone(), self.key_offset, -2)
-            .unfold::<3, usize>(1, kl, l)
-            .reshape([b, 1, n, 1, kl]);
-        dq.expand([b, 1, n, l, kl])
-            .equal(dk.expand([b, 1, n, l, kl]))
+        let starts = starts.reshape([b, 1, n, l, 1]).expand([b, 1, n, l, kl]);
+        k.reshape([1, 1, n, l, kl])
+            .expand([b, 1, n, l, kl])
+            .greater_equal(starts)
             .bool_and(allowed.expand([b, 1, n, l, kl]))
             .bool_not()
     }

@@ -87,12 +87,12 @@ pub fn attention<B: Backend>(
 /// exactly 0 elsewhere. `scores`: `[batch, heads, blocks, block_len, key_len]`.
 pub fn local_softmax<B: Backend>(
     scores: Tensor<B, 5>,
-    documents: Option<&Tensor<B, 2, Int>>,
+    document_starts: Option<&Tensor<B, 2, Int>>,
     geometry: &LocalAttention,
     scale: f64,
 ) -> Tensor<B, 5> {
     let dims = scores.dims();
-    let masked = geometry.mask(documents, &scores.device());
+    let masked = geometry.mask(document_starts, &scores.device());
     let [mb, _, n, l, kl] = masked.dims();
     let masked = masked.expand([dims[0].max(mb), dims[1], n, l, kl]);
     // Masked scores get a large finite value (WGSL has no infinity literals), and the
@@ -106,13 +106,13 @@ pub fn local_attention<B: Backend>(
     query: Tensor<B, 4>,
     key: Tensor<B, 4>,
     value: Tensor<B, 4>,
-    documents: Option<Tensor<B, 2, Int>>,
+    document_starts: Option<Tensor<B, 2, Int>>,
     window: Option<usize>,
     scale: f64,
 ) -> Tensor<B, 4> {
     let geometry = LocalAttention::new(query.dims()[2], window);
     let (q, k, v) = geometry.fold(query, key, value);
     let scores = q.matmul(k.swap_dims(3, 4));
-    let probs = local_softmax(scores, documents.as_ref(), &geometry, scale);
+    let probs = local_softmax(scores, document_starts.as_ref(), &geometry, scale);
     geometry.unfold_output(probs.matmul(v))
 }

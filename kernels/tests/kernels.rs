@@ -397,11 +397,16 @@ fn check_local_attention<B: Backend>(device: &B::Device, dtype: DType, tol: f32)
                 }
             })
             .collect();
-        let doc_tensor = with_docs.then(|| {
-            Tensor::<B, 2, burn::tensor::Int>::from_data(
-                TensorData::new(docs.clone(), [b, seq]),
-                device,
-            )
+        // first position of each position's document
+        let starts: Vec<i64> = (0..b * seq)
+            .map(|i| {
+                let row = i / seq;
+                let first = (row * seq..=i).find(|&j| docs[j] == docs[i]).unwrap_or(i);
+                (first - row * seq) as i64
+            })
+            .collect();
+        let start_tensor = with_docs.then(|| {
+            Tensor::<B, 2, burn::tensor::Int>::from_data(TensorData::new(starts, [b, seq]), device)
         });
         let scale = 1.0 / (d as f64).sqrt();
         let want = naive_local_attention(
@@ -412,7 +417,12 @@ fn check_local_attention<B: Backend>(device: &B::Device, dtype: DType, tol: f32)
             scale,
         );
         let got = host(blt_kernels::local_attention(
-            qt, kt, vt, doc_tensor, window, scale,
+            qt,
+            kt,
+            vt,
+            start_tensor,
+            window,
+            scale,
         ));
         assert_close(
             &format!("local attention {dtype:?} seq {seq} window {window:?} documents {with_docs}"),

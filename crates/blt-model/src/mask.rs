@@ -42,13 +42,14 @@ impl AttentionRule {
 }
 
 /// What one forward pass over a `[batch, seq]` token tensor needs to know about attention: the
-/// window and, where a row holds several documents, the document index of every position
-/// (`[batch, seq]`, on the device). The visibility rule itself is evaluated inside
+/// window and, where a row holds several documents, the first position of every position's
+/// document (`[batch, seq]`, on the device): documents are contiguous, so "same document, not
+/// later" is "from that start up to the query". The rule is evaluated inside
 /// [`blt_kernels::local_attention`]; no `[batch, q, k]` mask is built.
 #[derive(Debug, Clone)]
 pub struct AttentionPlan<B: Backend> {
     window: Option<usize>,
-    documents: Option<Tensor<B, 2, Int>>,
+    document_starts: Option<Tensor<B, 2, Int>>,
 }
 
 impl<B: Backend> AttentionPlan<B> {
@@ -58,13 +59,13 @@ impl<B: Backend> AttentionPlan<B> {
         // Rows without a cutting EOS before their last position are one document each: the
         // window rule alone decides, the same for every row.
         let one_document = docs.iter().all(|d| d.last().is_none_or(|&last| last == 0));
-        let documents = (!one_document).then(|| {
-            let flat: Vec<i64> = docs.iter().flatten().map(|&d| d as i64).collect();
+        let document_starts = (!one_document).then(|| {
+            let flat: Vec<i64> = docs.iter().flat_map(|d| document_starts(d)).collect();
             crate::model::token_tensor::<B>(flat, rows.len(), seq, device)
         });
         Self {
             window: rule.window,
-            documents,
+            document_starts,
         }
     }
 
@@ -73,10 +74,23 @@ impl<B: Backend> AttentionPlan<B> {
         self.window
     }
 
-    /// Document index of every position, `None` when every row is one document.
-    pub fn documents(&self) -> Option<&Tensor<B, 2, Int>> {
-        self.documents.as_ref()
+    /// The first position of every position's document, `None` when every row is one document.
+    pub fn document_starts(&self) -> Option<&Tensor<B, 2, Int>> {
+        self.document_starts.as_ref()
     }
+}
+
+/// The first position of each position's document, given nondecreasing document indices.
+fn document_starts(docs: &[u32]) -> Vec<i64> {
+    let mut start = 0;
+    (0..docs.len())
+        .map(|p| {
+            if p > 0 && docs[p] != docs[p - 1] {
+                start = p;
+            }
+            start as i64
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -100,6 +114,7 @@ mod tests {
     fn eos_belongs_to_the_document_it_ends() {
         let docs = RELEASE.documents(&[1, 10, 2, 11, 2, 2, 12]);
         assert_eq!(docs, vec![0, 0, 0, 1, 1, 2, 3]);
+        assert_eq!(document_starts(&docs), vec![0, 0, 0, 3, 3, 5, 6]);
     }
 
     /// The attention mask the plan leads to (blocks, padding, documents) equals the rule,
@@ -133,7 +148,7 @@ mod tests {
             let seq = rows[0].len();
             let plan = AttentionPlan::<Cpu>::new(&rule, &rows, seq, &device);
             let g = blt_kernels::LocalAttention::new(seq, plan.window());
-            let mask = g.mask(plan.documents(), &device);
+            let mask = g.mask(plan.document_starts(), &device);
             let [mb, _, n, l, kl] = mask.dims();
             assert_eq!((n, l, kl), (g.blocks, g.block_len, g.key_len));
             let masked: Vec<bool> = mask.into_data().to_vec().unwrap();

@@ -114,8 +114,8 @@ impl<B: Backend> Attention<B> {
         let v = self.heads(v, self.n_kv_heads);
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let documents = plan.documents().cloned();
-        let out = blt_kernels::local_attention(q, k, v, documents, plan.window(), scale);
+        let starts = plan.document_starts().cloned();
+        let out = blt_kernels::local_attention(q, k, v, starts, plan.window(), scale);
         let out = out
             .swap_dims(1, 2)
             .reshape([b, s, self.n_heads * self.head_dim]);

@@ -21,14 +21,16 @@ use std::ffi::c_void;
 use std::sync::{Mutex, OnceLock};
 
 use burn::tensor::DType;
-use burn_cubecl::ops::reshape;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::cuda::CudaRuntime;
-use cubecl::zspace::Shape;
 use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result as drv, sys as drv_sys};
 
-use super::{empty, Product};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::permute;
+
+use super::{empty, shape_of};
+use crate::layout::Layout;
 
 /// One cuBLAS handle per CubeCL stream, in the device's primary context (CubeCL's).
 struct Blas {
@@ -74,11 +76,36 @@ fn data_type(dtype: DType) -> Option<blas_sys::cudaDataType> {
     }
 }
 
+/// cuBLAS's operation for an operand: none for row-major (see `matmul_ordered`), transpose for
+/// column-major.
+fn op(layout: &Layout) -> blas_sys::cublasOperation_t {
+    if layout.col_major {
+        blas_sys::cublasOperation_t::CUBLAS_OP_T
+    } else {
+        blas_sys::cublasOperation_t::CUBLAS_OP_N
+    }
+}
+
+/// A tensor's layout for cuBLAS, made contiguous first if cuBLAS cannot read it as it is.
+fn readable(t: CubeTensor<CudaRuntime>) -> (CubeTensor<CudaRuntime>, Layout) {
+    let dims = shape_of(&t);
+    if let Some(layout) = Layout::of(&dims, t.meta.strides()) {
+        return (t, layout);
+    }
+    let t = into_contiguous(t);
+    let layout = Layout::of(&dims, t.meta.strides())
+        .unwrap_or_else(|| unreachable!("a contiguous tensor is row-major"));
+    (t, layout)
+}
+
 /// `lhs · rhs` over the last two dimensions (equal leading dimensions, any strides), in the
-/// inputs' dtype with f32 accumulation; the output is contiguous.
-pub(crate) fn matmul(
+/// inputs' dtype with f32 accumulation, with the output's dimensions laid out in memory in `order` (a
+/// permutation whose last entry is the last dimension): e.g. `[0, 2, 1, 3]` writes a
+/// `[b, h, s, d]` product as `[b, s, h, d]` memory, so that merging the heads needs no copy.
+pub(crate) fn matmul_ordered(
     lhs: CubeTensor<CudaRuntime>,
     rhs: CubeTensor<CudaRuntime>,
+    order: &[usize],
 ) -> Result<CubeTensor<CudaRuntime>, String> {
     if !available() {
         return Err("libcublas could not be loaded".into());
@@ -86,42 +113,92 @@ pub(crate) fn matmul(
     let ty = data_type(lhs.dtype)
         .filter(|_| rhs.dtype == lhs.dtype)
         .ok_or_else(|| format!("dtypes {:?} × {:?}", lhs.dtype, rhs.dtype))?;
-    let Product {
-        lhs,
-        rhs,
-        batch,
-        m,
-        k,
-        n,
-        out_dims: od,
-    } = Product::new(lhs, rhs)?;
+    let (ld, rd) = (shape_of(&lhs), shape_of(&rhs));
+    let rank = ld.len();
+    if rank < 2
+        || rd.len() != rank
+        || ld[..rank - 2] != rd[..rank - 2]
+        || ld[rank - 1] != rd[rank - 2]
+    {
+        return Err(format!("cannot multiply {ld:?} by {rd:?}"));
+    }
+    let mut sorted = order.to_vec();
+    sorted.sort_unstable();
+    if order.len() != rank || sorted != (0..rank).collect::<Vec<_>>() || order[rank - 1] != rank - 1
+    {
+        return Err(format!("output order {order:?} for rank {rank}"));
+    }
+    let batch: usize = ld[..rank - 2].iter().product();
+    let (m, k, n) = (ld[rank - 2], ld[rank - 1], rd[rank - 1]);
     if [batch, m, k, n].into_iter().any(|v| v > i32::MAX as usize) {
         return Err(format!(
             "dimensions too large for cuBLAS: {batch} × {m} × {k} × {n}"
         ));
     }
-    let out = empty(&lhs, &[batch, m, n], lhs.dtype);
-    if batch * m * n == 0 {
-        return Ok(reshape(out, Shape::new_raw(od.iter().copied().collect())));
+    let mut out_dims = ld.clone();
+    out_dims[rank - 1] = n;
+    // Allocated in `order`, then viewed back in the product's dimension order.
+    let memory_dims: Vec<usize> = order.iter().map(|&d| out_dims[d]).collect();
+    let mut inverse = vec![0; rank];
+    for (i, &d) in order.iter().enumerate() {
+        inverse[d] = i;
     }
+    let out = permute(empty(&lhs, &memory_dims, lhs.dtype), &inverse);
+    if batch * m * n == 0 {
+        return Ok(out);
+    }
+    let (lhs, a) = readable(lhs);
+    let (rhs, b) = readable(rhs);
+    let c = Layout::of(&out_dims, out.meta.strides())
+        .filter(|c| !c.col_major)
+        .ok_or_else(|| format!("output order {order:?} is not row-major per matrix"))?;
     let client = lhs.client.clone();
     let ordinal = lhs.device.index;
+    // Matrices of the batch at uneven distances (heads of a projection, windows) are passed to
+    // cuBLAS as arrays of pointers, uploaded on the same stream as the product.
+    let uniform = match (a.uniform_stride(), b.uniform_stride(), c.uniform_stride()) {
+        (Some(sa), Some(sb), Some(sc)) => Some((sa, sb, sc)),
+        _ => None,
+    };
     // The resources stay guarded until the product is enqueued; CubeCL reuses freed memory
     // only in its stream's order, which the product is part of.
-    let a = client
+    let ra = client
         .get_resource(lhs.handle.clone())
         .map_err(|e| format!("lhs buffer: {e:?}"))?;
-    let b = client
+    let rb = client
         .get_resource(rhs.handle.clone())
         .map_err(|e| format!("rhs buffer: {e:?}"))?;
-    let c = client
+    let rc = client
         .get_resource(out.handle.clone())
         .map_err(|e| format!("out buffer: {e:?}"))?;
-    let (pa, pb, pc) = (a.resource().ptr, b.resource().ptr, c.resource().ptr);
-    let stream = c.resource().stream;
+    let (pa, pb, pc) = (ra.resource().ptr, rb.resource().ptr, rc.resource().ptr);
+    let stream = rc.resource().stream;
     if stream.is_null() {
         return Err("cubecl-cuda did not name the buffer's stream (unpatched cubecl-cuda?)".into());
     }
+    let size = lhs.dtype.size() as u64;
+    let pointers = match uniform {
+        Some(_) => None,
+        None => {
+            let at = |base: u64, layout: &Layout| {
+                layout
+                    .offsets
+                    .iter()
+                    .map(move |&o| base + o as u64 * size)
+                    .collect::<Vec<u64>>()
+            };
+            // cuBLAS's A is our rhs, its B our lhs (see below).
+            let mut all = at(pb, &b);
+            all.extend(at(pa, &a));
+            all.extend(at(pc, &c));
+            let bytes: Vec<u8> = all.iter().flat_map(|p| p.to_ne_bytes()).collect();
+            let handle = client.create_from_slice(&bytes);
+            let resource = client
+                .get_resource(handle.clone())
+                .map_err(|e| format!("pointer array: {e:?}"))?;
+            Some((handle, resource))
+        }
+    };
 
     let mut map = handles().lock().unwrap_or_else(|e| e.into_inner());
     let blas = match map.entry((ordinal, stream as usize)) {
@@ -129,39 +206,73 @@ pub(crate) fn matmul(
         std::collections::hash_map::Entry::Vacant(e) => e.insert(setup(ordinal, stream)?),
     };
     let (alpha, beta) = (1.0f32, 0.0f32);
-    // Row-major C[m,n] = A[m,k]·B[k,n] is column-major Cᵀ[n,m] = Bᵀ[n,k]·Aᵀ[k,m].
-    // SAFETY: the pointers are live CubeCL buffers of the sizes computed above (held by the
-    // `get_resource` guards until the product is enqueued on their stream); the context is
-    // current.
+    // Row-major C[m,n] = A[m,k]·B[k,n] is column-major Cᵀ[n,m] = Bᵀ[n,k]·Aᵀ[k,m]: a row-major
+    // operand is its own transpose in column-major terms (no op), a column-major one needs op T.
+    // SAFETY: the pointers are live CubeCL buffers holding every matrix the layouts describe
+    // (held by the `get_resource` guards until the product is enqueued on their stream); the
+    // context is current.
     unsafe {
         drv::ctx::set_current(blas.context).map_err(|e| format!("context: {e:?}"))?;
-        blas::gemm_strided_batched_ex(
-            blas.handle,
-            blas_sys::cublasOperation_t::CUBLAS_OP_N,
-            blas_sys::cublasOperation_t::CUBLAS_OP_N,
-            n as i32,
-            m as i32,
-            k as i32,
-            (&alpha as *const f32).cast::<c_void>(),
-            pb as *const c_void,
-            ty,
-            n as i32,
-            (k * n) as i64,
-            pa as *const c_void,
-            ty,
-            k as i32,
-            (m * k) as i64,
-            (&beta as *const f32).cast::<c_void>(),
-            pc as *mut c_void,
-            ty,
-            n as i32,
-            (m * n) as i64,
-            batch as i32,
-            blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-            blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-        )
-        .map_err(|e| format!("cublasGemmStridedBatchedEx: {e:?}"))?;
+        let first = |base: u64, l: &Layout| base + l.offsets[0] as u64 * size;
+        match (uniform, &pointers) {
+            (Some((sa, sb, sc)), _) => blas::gemm_strided_batched_ex(
+                blas.handle,
+                op(&b),
+                op(&a),
+                n as i32,
+                m as i32,
+                k as i32,
+                (&alpha as *const f32).cast::<c_void>(),
+                first(pb, &b) as *const c_void,
+                ty,
+                b.ld as i32,
+                sb as i64,
+                first(pa, &a) as *const c_void,
+                ty,
+                a.ld as i32,
+                sa as i64,
+                (&beta as *const f32).cast::<c_void>(),
+                first(pc, &c) as *mut c_void,
+                ty,
+                c.ld as i32,
+                sc as i64,
+                batch as i32,
+                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+            .map_err(|e| format!("cublasGemmStridedBatchedEx: {e:?}"))?,
+            (None, Some((_, resource))) => {
+                let arrays = resource.resource().ptr;
+                let stride = (batch * 8) as u64;
+                let status = blas_sys::cublasGemmBatchedEx(
+                    blas.handle,
+                    op(&b),
+                    op(&a),
+                    n as i32,
+                    m as i32,
+                    k as i32,
+                    (&alpha as *const f32).cast::<c_void>(),
+                    arrays as *const *const c_void,
+                    ty,
+                    b.ld as i32,
+                    (arrays + stride) as *const *const c_void,
+                    ty,
+                    a.ld as i32,
+                    (&beta as *const f32).cast::<c_void>(),
+                    (arrays + 2 * stride) as *const *mut c_void,
+                    ty,
+                    c.ld as i32,
+                    batch as i32,
+                    blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                );
+                if status != blas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+                    return Err(format!("cublasGemmBatchedEx: {status:?}"));
+                }
+            }
+            (None, None) => unreachable!("pointer arrays are built whenever a stride is uneven"),
+        }
     }
-    drop((a, b, c));
-    Ok(reshape(out, Shape::new_raw(od.iter().copied().collect())))
+    drop((ra, rb, rc, pointers));
+    Ok(out)
 }

@@ -219,19 +219,25 @@ pub(super) fn rms_norm_kernel<F: Float>(
     }
 }
 
-/// `silu(g) · u = g / (1 + e^-g) · u`, in f32, rounded once to `F`.
+/// `silu(g) · u = g / (1 + e^-g) · u`, in f32, rounded once to `F`. The output is compact
+/// rows of `width`; the inputs' rows start every `gate_stride` / `up_stride` elements.
 #[cube(launch_unchecked)]
 pub(super) fn swiglu_kernel<F: Float>(
     gate: &Tensor<F>,
     up: &Tensor<F>,
     out: &mut Tensor<F>,
     n: usize,
+    width: usize,
+    gate_stride: usize,
+    up_stride: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let i = (CUBE_POS as usize) * (CUBE_DIM as usize) + UNIT_POS as usize;
     if i < n {
-        let g = f32::cast_from(gate[i]);
-        let u = f32::cast_from(up[i]);
+        let row = i / width;
+        let col = i % width;
+        let g = f32::cast_from(gate[row * gate_stride + col]);
+        let u = f32::cast_from(up[row * up_stride + col]);
         out[i] = F::cast_from(g / (f32::new(1.0) + f32::exp(-g)) * u);
     }
 }
@@ -294,44 +300,17 @@ pub(super) fn rope_kernel<F: Float>(
     }
 }
 
-/// Whether query `q` sees the key in column `i` of its block (local attention: see
-/// `crate::LocalAttention`); `k_shifted = block_start + i` is the key position plus
-/// `key_offset`, so padding before the sequence is `k_shifted < key_offset`.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn local_visible(
-    docs: &Tensor<i32>,
-    doc_row: usize,
-    q: usize,
-    k_shifted: usize,
-    key_offset: usize,
-    window: usize,
-    seq: usize,
-    #[comptime] has_docs: bool,
-) -> bool {
-    let mut visible = false;
-    if k_shifted >= key_offset && q < seq {
-        let k = k_shifted - key_offset;
-        if k <= q && (window == 0 || q - k < window) {
-            visible = true;
-            if has_docs {
-                visible = docs[doc_row + q] == docs[doc_row + k];
-            }
-        }
-    }
-    visible
-}
-
 /// Softmax of local-attention scores `[batch · heads · blocks · block_len, key_len]` (rows in
-/// that order), `softmax(x · scale)` over the keys each query sees and exactly 0 elsewhere, in
-/// f32, rounded once to `F`. Visibility is computed from positions and the document index of
-/// every position (`docs`, `[batch, seq]`, read only when `has_docs`), so no mask tensor is
-/// built or read. `window` 0 means no window.
+/// that order): `softmax(x · scale)` over the keys each query sees and exactly 0 elsewhere, in
+/// f32, rounded once to `F`. The keys a query `q` sees are one range, from
+/// `max(start(q), q + 1 − window)` to `q` (`starts`: `[batch, seq]` first position of each
+/// position's document, read only when `has_starts`; `window` 0 means no window), so each row
+/// reads only its visible columns and no mask is built or read.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn local_softmax_kernel<F: Float>(
     x: &Tensor<F>,
-    docs: &Tensor<i32>,
+    starts: &Tensor<i32>,
     out: &mut Tensor<F>,
     rows: usize,
     key_len: usize,
@@ -342,7 +321,7 @@ pub(super) fn local_softmax_kernel<F: Float>(
     key_offset: usize,
     window: usize,
     scale: f32,
-    #[comptime] has_docs: bool,
+    #[comptime] has_starts: bool,
     #[comptime] threads: usize,
     #[comptime] rows_per_cube: usize,
     #[define(F)] _dtype: StorageType,
@@ -350,71 +329,53 @@ pub(super) fn local_softmax_kernel<F: Float>(
     let mut smem = SharedMemory::<f32>::new(threads * rows_per_cube);
     let row = row_index();
     let lane = UNIT_POS_X as usize;
-    let valid = row < rows;
     let start = row * key_len;
-    let qi = row % block_len;
-    let block = (row / block_len) % blocks;
-    let batch = row / (block_len * blocks * heads);
-    let block_start = block * block_len;
-    let q = block_start + qi;
-    let doc_row = batch * seq;
+    let block_start = ((row / block_len) % blocks) * block_len;
+    let q = block_start + row % block_len;
+    // Visible columns `lo..hi`: key position `k` is column `k + key_offset − block_start`.
+    let mut lo = key_len;
+    let mut hi = key_len;
+    if row < rows && q < seq {
+        // first visible key, shifted by key_offset so that it stays unsigned
+        let mut first = key_offset;
+        if window > 0 && q + 1 > window {
+            let w = q + 1 - window + key_offset;
+            if w > first {
+                first = w;
+            }
+        }
+        if has_starts {
+            let batch = row / (block_len * blocks * heads);
+            let d = starts[batch * seq + q] as usize + key_offset;
+            if d > first {
+                first = d;
+            }
+        }
+        lo = first - block_start;
+        hi = q + key_offset + 1 - block_start;
+    }
 
     let mut m = f32::new(-3.0e38);
-    if valid {
-        let mut i = lane;
-        while i < key_len {
-            if local_visible(
-                docs,
-                doc_row,
-                q,
-                block_start + i,
-                key_offset,
-                window,
-                seq,
-                has_docs,
-            ) {
-                m = f32::max(m, f32::cast_from(x[start + i]) * scale);
-            }
-            i += threads;
-        }
+    let mut i = lo + lane;
+    while i < hi {
+        m = f32::max(m, f32::cast_from(x[start + i]) * scale);
+        i += threads;
     }
     let m = row_max(m, &mut smem, threads);
 
     let mut s = f32::new(0.0);
-    if valid {
-        let mut i = lane;
-        while i < key_len {
-            if local_visible(
-                docs,
-                doc_row,
-                q,
-                block_start + i,
-                key_offset,
-                window,
-                seq,
-                has_docs,
-            ) {
-                s += f32::exp(f32::cast_from(x[start + i]) * scale - m);
-            }
-            i += threads;
-        }
+    let mut i = lo + lane;
+    while i < hi {
+        s += f32::exp(f32::cast_from(x[start + i]) * scale - m);
+        i += threads;
     }
     let s = row_sum(s, &mut smem, threads);
     let inv = f32::new(1.0) / f32::max(s, f32::new(1.0e-30));
-    if valid {
+    if row < rows {
         let mut i = lane;
         while i < key_len {
             let mut p = f32::new(0.0);
-            if local_visible(
-                docs,
-                doc_row,
-                q,
-                block_start + i,
-                key_offset,
-                window,
-                seq,
-                has_docs,
-            ) {
+            if i >= lo && i < hi {
                 p = f32::exp(f32::cast_from(x[start + i]) * scale - m) * inv;
             }
             out[start + i] = F::cast_from(p);

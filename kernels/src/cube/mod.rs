@@ -21,6 +21,8 @@ use cubek::matmul::routines::simple_unit::SimpleUnitSelectionArgs;
 use cubek::matmul::routines::{BlueprintStrategy, TileSizeSelection};
 use cubek::std::InputBinding;
 
+use crate::layout::row_stride;
+
 #[cfg(feature = "cuda")]
 pub(crate) mod cublas;
 mod kernels;
@@ -127,10 +129,11 @@ pub(crate) fn softmax<R: CubeRuntime>(
 }
 
 /// The softmax of local-attention scores `[batch, heads, blocks, block_len, key_len]` under
-/// `geometry`, with document indices `[batch, seq]` (i32) when rows hold several documents.
+/// `geometry`, with the first position of every position's document (`[batch, seq]`, i32)
+/// when rows hold several documents.
 pub(crate) fn local_softmax<R: CubeRuntime>(
     scores: CubeTensor<R>,
-    documents: Option<CubeTensor<R>>,
+    document_starts: Option<CubeTensor<R>>,
     geometry: &crate::LocalAttention,
     scale: f64,
 ) -> Result<CubeTensor<R>, String> {
@@ -142,19 +145,19 @@ pub(crate) fn local_softmax<R: CubeRuntime>(
     if dims.len() != 5 || dims[2..] != [g.blocks, g.block_len, g.key_len] {
         return Err(format!("scores {dims:?} do not match {g:?}"));
     }
-    let docs = match documents {
+    let starts = match document_starts {
         Some(d) if d.dtype != DType::I32 => {
-            return Err(format!("document indices are {:?}, not i32", d.dtype))
+            return Err(format!("document starts are {:?}, not i32", d.dtype))
         }
         Some(d) if shape_of(&d) != [dims[0], g.seq] => {
-            return Err(format!("document indices {:?} for {dims:?}", shape_of(&d)))
+            return Err(format!("document starts {:?} for {dims:?}", shape_of(&d)))
         }
         Some(d) => Some(into_contiguous(d)),
         None => None,
     };
-    let has_docs = docs.is_some();
-    // Without documents the kernel never reads `docs`; any i32 buffer stands in.
-    let docs = docs.unwrap_or_else(|| empty(&scores, &[1], DType::I32));
+    let has_starts = starts.is_some();
+    // Without document starts the kernel never reads them; any i32 buffer stands in.
+    let starts = starts.unwrap_or_else(|| empty(&scores, &[1], DType::I32));
     let x = into_contiguous(scores);
     let (rows, width) = rows_and_width(&dims);
     let out = empty(&x, &dims, x.dtype);
@@ -166,7 +169,7 @@ pub(crate) fn local_softmax<R: CubeRuntime>(
             count,
             dim,
             x.into_tensor_arg(),
-            docs.into_tensor_arg(),
+            starts.into_tensor_arg(),
             out.clone().into_tensor_arg(),
             rows,
             width,
@@ -177,7 +180,7 @@ pub(crate) fn local_softmax<R: CubeRuntime>(
             g.key_offset,
             g.window.unwrap_or(0),
             scale as f32,
-            has_docs,
+            has_starts,
             ROW_THREADS,
             ROWS_PER_CUBE,
             dtype.into(),
@@ -232,9 +235,12 @@ pub(crate) fn swiglu<R: CubeRuntime>(
     if !is_float(gate.dtype) || up.dtype != gate.dtype || shape_of(&gate) != shape_of(&up) {
         return Err("inputs of different dtypes or shapes".into());
     }
-    let gate = into_contiguous(gate);
-    let up = into_contiguous(up);
+    // Gate and up are usually the two halves of one product (`linear_many`): read them in
+    // place, row by row, instead of copying each half out.
+    let (gate, gate_stride) = rows_in_place(gate);
+    let (up, up_stride) = rows_in_place(up);
     let dims = shape_of(&gate);
+    let (_, width) = rows_and_width(&dims);
     let n: usize = dims.iter().product();
     let out = empty(&gate, &dims, gate.dtype);
     let threads = 256usize;
@@ -250,10 +256,25 @@ pub(crate) fn swiglu<R: CubeRuntime>(
             up.into_tensor_arg(),
             out.clone().into_tensor_arg(),
             n,
+            width,
+            gate_stride,
+            up_stride,
             dtype.into(),
         );
     }
     Ok(out)
+}
+
+/// A tensor whose rows (all but the last dimension) lie at one constant distance with unit
+/// stride inside each row, and that distance; any other tensor is made contiguous first.
+fn rows_in_place<R: CubeRuntime>(t: CubeTensor<R>) -> (CubeTensor<R>, usize) {
+    if let Some(stride) = row_stride(&shape_of(&t), t.meta.strides()) {
+        return (t, stride);
+    }
+    let t = into_contiguous(t);
+    let stride = row_stride(&shape_of(&t), t.meta.strides())
+        .unwrap_or_else(|| unreachable!("contiguous rows are evenly spaced"));
+    (t, stride)
 }
 
 /// `[.., dim]` hidden states and `[..]` f32 entropies → `(prominence, coherence)`, f32 `[..]`.
@@ -357,7 +378,6 @@ pub(crate) struct Product<R: CubeRuntime> {
     pub rhs: CubeTensor<R>,
     pub batch: usize,
     pub m: usize,
-    pub k: usize,
     pub n: usize,
     /// The shape of the product: `lhs`'s with the last dimension `n`.
     pub out_dims: Vec<usize>,
@@ -383,7 +403,6 @@ impl<R: CubeRuntime> Product<R> {
             rhs: reshape(into_contiguous(rhs), Shape::new([batch, k, n])),
             batch,
             m,
-            k,
             n,
             out_dims,
         })
@@ -414,7 +433,6 @@ pub(crate) fn matmul_f32<R: CubeRuntime>(
         rhs,
         batch,
         m,
-        k: _,
         n,
         out_dims: od,
     } = Product::new(lhs, rhs)?;
