@@ -283,7 +283,17 @@ fn cublas_matmul_ordered<B: Backend, const D: usize>(
     None
 }
 
+/// A quantized weight dequantized to `dtype` (weight-only quantization: the product runs in the
+/// activations' dtype); any other weight as it is.
+fn dense<B: Backend>(weight: Tensor<B, 2>, dtype: DType) -> Tensor<B, 2> {
+    match weight.dtype() {
+        DType::QFloat(_) => weight.dequantize().cast(dtype),
+        _ => weight,
+    }
+}
+
 pub(crate) fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tensor<B, 3> {
+    let weight = dense(weight, x.dtype());
     let [b, s, k] = x.dims();
     let n = weight.dims()[1];
     match cublas_matmul(&x.clone().reshape([b * s, k]), &weight) {
@@ -314,6 +324,7 @@ pub(crate) fn linear_many<B: Backend>(
     x: Tensor<B, 3>,
     weights: Vec<Tensor<B, 2>>,
 ) -> Vec<Tensor<B, 3>> {
+    let weights: Vec<_> = weights.into_iter().map(|w| dense(w, x.dtype())).collect();
     if weights.len() > 1 && cublas_ready::<B>() {
         let widths: Vec<usize> = weights.iter().map(|w| w.dims()[1]).collect();
         let out = linear(x, Tensor::cat(weights, 1));

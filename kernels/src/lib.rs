@@ -74,7 +74,8 @@ pub fn rope<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -
     dispatch::rope(x, cos, sin)
 }
 
-/// A bias-free linear layer, `x · weight` with `weight` in Burn's `[d_in, d_out]` layout.
+/// A bias-free linear layer, `x · weight` with `weight` in Burn's `[d_in, d_out]` layout. A
+/// quantized weight (Burn's `QFloat`) is dequantized to `x`'s dtype first.
 ///
 /// On CubeCL backends an f32 product runs on a full-precision (non-tensor-core) GEMM: CubeCL's
 /// autotuned GEMM otherwise computes f32 products in TF32, which moves BLT entropies by 1e-2 nats.
@@ -109,15 +110,16 @@ pub fn attention<B: Backend>(
 /// Causal attention limited to a sliding `window` (`None`: the whole sequence) and cut at
 /// document boundaries: query `q` sees key `k` iff `document_starts[b, q] ≤ k ≤ q` and
 /// `q − k < window` (`document_starts`: `[batch, seq]`, the first position of each position's
-/// document; `None` when every row is one document). `query`, `key`, `value`: `[batch, heads, seq, head_dim]`;
-/// scores are scaled by `scale`.
+/// document; `None` when every row is one document). `query`, `key`, `value`:
+/// `[batch, heads, seq, head_dim]` (any strides); scores are scaled by `scale`. The result is
+/// `[batch, seq, heads, head_dim]`, heads last, as the output projection reads it.
 ///
-/// Long sequences are cut into blocks of `window` queries, each seeing the `2·window − 1` keys it
-/// can reach ([`LocalAttention`]); the blocks of one call are folded into the batch, so a layer
-/// costs one score product, one softmax and one weighted sum whatever the length. On CubeCL
-/// backends the softmax is a kernel that evaluates the visibility rule itself (no mask tensor);
-/// the products are exact f32 GEMMs for f32 (cuBLAS on CUDA) and tensor-core GEMMs with f32
-/// accumulation for half precision.
+/// Long sequences are cut into blocks of queries, each seeing only the keys it can reach
+/// ([`LocalAttention`]); the blocks of one call are folded into the batch, so a layer costs one
+/// score product, one softmax and one weighted sum whatever the length. On CubeCL backends the
+/// softmax is a kernel that evaluates the visibility rule itself (no mask tensor); the products
+/// are exact f32 GEMMs for f32 (cuBLAS on CUDA, reading the views in place and writing the
+/// result heads-last) and tensor-core GEMMs with f32 accumulation for half precision.
 pub fn local_attention<B: Backend>(
     query: Tensor<B, 4>,
     key: Tensor<B, 4>,

@@ -12,9 +12,11 @@ use burn::tensor::{Bool, Int, Tensor};
 ///
 /// A query `q` sees key `k` iff `start(q) ≤ k ≤ q` and `q − k < window` (when there is a
 /// window), `start(q)` being the first position of `q`'s document (0 when a row is one
-/// document): the keys a query sees are one contiguous range. With a window `w` and more than `2w` positions, queries go in blocks
-/// of `w` and block `j` sees the `2w − 1` keys from `j·w − (w − 1)` (those before 0 are padding);
-/// otherwise one block holds every query and sees every key.
+/// document): the keys a query sees are one contiguous range. With a window `w`, queries go in
+/// blocks of `L = min(w, MAX_BLOCK)` and block `j` sees the `L + w − 1` keys from
+/// `j·L − (w − 1)` (those before 0 are padding), when that is fewer keys than the whole
+/// sequence; otherwise one block holds every query and sees every key. Smaller blocks compute
+/// fewer scores that the window hides (`L + w − 1` per query instead of `2w − 1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalAttention {
     /// Positions in the sequence.
@@ -36,14 +38,17 @@ impl LocalAttention {
     /// The blocks of a sequence of `seq` positions under `window`.
     pub fn new(seq: usize, window: Option<usize>) -> Self {
         match window {
-            Some(w) if w > 0 && seq > 2 * w => Self {
-                seq,
-                window,
-                block_len: w,
-                blocks: seq.div_ceil(w),
-                key_len: 2 * w - 1,
-                key_offset: w - 1,
-            },
+            Some(w) if w > 0 && seq > MAX_BLOCK.min(w) + w - 1 => {
+                let block_len = MAX_BLOCK.min(w);
+                Self {
+                    seq,
+                    window,
+                    block_len,
+                    blocks: seq.div_ceil(block_len),
+                    key_len: block_len + w - 1,
+                    key_offset: w - 1,
+                }
+            }
             _ => Self {
                 seq,
                 window,
@@ -100,14 +105,15 @@ impl LocalAttention {
         (query, windows(key), windows(value))
     }
 
-    /// `[b, h, blocks, block_len, d]` → `[b, h, seq, d]`.
+    /// `[b, h, blocks, block_len, d]` → `[b, seq, h, d]` (heads last, as the output projection
+    /// reads them): free when the product was written in that order.
     pub fn unfold_output<B: Backend>(&self, out: Tensor<B, 5>) -> Tensor<B, 4> {
         let [b, h, n, l, d] = out.dims();
-        let out = out.reshape([b, h, n * l, d]);
+        let out = out.permute([0, 2, 3, 1, 4]).reshape([b, n * l, h, d]);
         if n * l == self.seq {
             out
         } else {
-            out.narrow(2, 0, self.seq)
+            out.narrow(1, 0, self.seq)
         }
     }
 
@@ -160,6 +166,9 @@ impl LocalAttention {
             .bool_not()
     }
 }
+
+/// The most queries in one block of a long sequence.
+pub const MAX_BLOCK: usize = 128;
 
 /// Zero padding along the sequence dimension (2) of `[b, h, s, d]`.
 fn pad_seq<B: Backend>(t: Tensor<B, 4>, front: usize, back: usize) -> Tensor<B, 4> {

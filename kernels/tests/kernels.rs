@@ -328,7 +328,7 @@ fn check_half_attention_against_cpu<B: Backend>(device: &B::Device, half: DType)
 }
 
 /// Local attention computed here in f64, query by query, from the rule: `[b, h, s, d]` values,
-/// document indices `[b, s]` (or none).
+/// document indices `[b, s]` (or none); the result is `[b, s, h, d]`.
 #[allow(clippy::too_many_arguments)]
 fn naive_local_attention(
     (q, k, v): (&[f32], &[f32], &[f32]),
@@ -363,7 +363,7 @@ fn naive_local_attention(
                         .zip(&scores)
                         .map(|(&ki, sc)| (sc - m).exp() / z * v[base + ki * d + x] as f64)
                         .sum();
-                    out[base + qi * d + x] = acc as f32;
+                    out[((bi * s + qi) * h + hi) * d + x] = acc as f32;
                 }
             }
         }
@@ -376,7 +376,8 @@ fn naive_local_attention(
 fn check_local_attention<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
     let (b, h, d) = (2, 3, 16);
     // document indices: row 0 cut after positions 4 and 20, row 1 one document
-    let cases: [(usize, Option<usize>, bool); 5] = [
+    let cases: [(usize, Option<usize>, bool); 6] = [
+        (300, Some(150), true),
         (40, Some(16), false),
         (40, Some(16), true),
         (37, Some(48), true),

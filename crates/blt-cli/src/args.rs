@@ -118,6 +118,10 @@ pub struct ModelArgs {
     /// CPU, as stored on GPUs.
     #[arg(long)]
     pub dtype: Option<DTypeArg>,
+    /// Store the linear layers' weights quantized (int8 or int4, one scale per 32 weights); the
+    /// products still run in the compute dtype. Saves weight memory, not time.
+    #[arg(long, value_parser = ["int8", "int4"])]
+    pub quantize: Option<String>,
 }
 
 /// Model compute dtypes.

@@ -40,6 +40,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     let task = CalibrateTask {
         model,
         dtype: args.model.compute_dtype(),
+        quantization: args.model.quantization(),
         documents,
         target: args.target_mean_patch,
     };
@@ -101,6 +102,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
 struct CalibrateTask {
     model: LoadedModel,
     dtype: Option<DType>,
+    quantization: Option<blt_model::WeightQuantization>,
     documents: Vec<Vec<u8>>,
     target: f64,
 }
@@ -111,7 +113,7 @@ impl BackendTask for CalibrateTask {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
         let estimator = self
             .model
-            .estimator::<B>(device, self.dtype)
+            .estimator::<B>(device, self.dtype, self.quantization)
             .with_context(|| format!("cannot load model {}", self.model.source.id))?;
         // The global rule with the preprocessing convention: what `blt patch` and `blt ingest`
         // use the model's threshold for by default.

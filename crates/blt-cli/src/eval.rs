@@ -33,6 +33,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let task = EvalTask {
         model,
         dtype: args.model.compute_dtype(),
+        quantization: args.model.quantization(),
         patcher,
         documents,
     };
@@ -100,6 +101,7 @@ pub fn read_corpus(paths: &[PathBuf], glob: Option<&str>) -> anyhow::Result<Vec<
 struct EvalTask {
     model: LoadedModel,
     dtype: Option<DType>,
+    quantization: Option<blt_model::WeightQuantization>,
     patcher: Patcher,
     documents: Vec<Vec<u8>>,
 }
@@ -110,7 +112,7 @@ impl BackendTask for EvalTask {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
         let estimator = self
             .model
-            .estimator::<B>(device, self.dtype)
+            .estimator::<B>(device, self.dtype, self.quantization)
             .with_context(|| format!("cannot load model {}", self.model.source.id))?;
         let report = blt_pipeline::evaluate(
             &estimator,

@@ -117,6 +117,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         model.source.commit.clone().unwrap_or_default(),
     );
     meta.insert("model_sha256".into(), model_hash.clone());
+    meta.insert(
+        "weight_quantization".into(),
+        args.model.quantize.clone().unwrap_or_default(),
+    );
     meta.insert("patch_mode".into(), patcher_config.mode.as_str().into());
     meta.insert(
         "threshold".into(),
@@ -200,6 +204,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let task = IngestTask {
         model,
         dtype: model_dtype,
+        quantization: args.model.quantization(),
         config: ingest_config,
         progress,
     };
@@ -218,6 +223,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             "layout": format!("{:?}", task.model.checkpoint.format),
             "config": task.model.checkpoint.config,
             "dtype": format!("{dtype_used:?}"),
+            "weight_quantization": args.model.quantize,
         },
         "device": format!("{:?}", args.model.device),
         "config": {
@@ -287,6 +293,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
 struct IngestTask {
     model: LoadedModel,
     dtype: Option<DType>,
+    quantization: Option<blt_model::WeightQuantization>,
     config: IngestConfig,
     progress: Progress,
 }
@@ -297,7 +304,7 @@ impl BackendTask for IngestTask {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
         let estimator = self
             .model
-            .estimator::<B>(device, self.dtype)
+            .estimator::<B>(device, self.dtype, self.quantization)
             .with_context(|| format!("cannot load model {}", self.model.source.id))?;
         let dtype = estimator.dtype();
         let stats = blt_pipeline::ingest(&estimator, &self.config, &self.progress)?;

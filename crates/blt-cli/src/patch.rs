@@ -35,6 +35,7 @@ pub fn run(args: PatchArgs) -> anyhow::Result<()> {
     let task = PatchTask {
         model,
         dtype: args.model.compute_dtype(),
+        quantization: args.model.quantization(),
         patcher,
         tokenizer,
         bytes,
@@ -72,6 +73,14 @@ pub fn open_model(args: &ModelArgs) -> anyhow::Result<LoadedModel> {
 }
 
 impl ModelArgs {
+    /// The weight quantization of `--quantize`.
+    pub fn quantization(&self) -> Option<blt_model::WeightQuantization> {
+        self.quantize.as_deref().map(|q| {
+            q.parse()
+                .unwrap_or_else(|e| unreachable!("clap allows only int8/int4: {e}"))
+        })
+    }
+
     /// The compute dtype: `--dtype`, else f32 on the CPU (bf16 there is computed through f32
     /// anyway) and the stored dtype on GPUs.
     pub fn compute_dtype(&self) -> Option<DType> {
@@ -105,6 +114,7 @@ pub fn dtype(arg: DTypeArg) -> DType {
 pub struct PatchTask {
     pub model: LoadedModel,
     pub dtype: Option<DType>,
+    pub quantization: Option<blt_model::WeightQuantization>,
     pub patcher: blt_patcher::Patcher,
     pub tokenizer: BltTokenizer,
     pub bytes: Vec<u8>,
@@ -116,7 +126,7 @@ impl BackendTask for PatchTask {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<DocumentAnalysis> {
         let estimator = self
             .model
-            .estimator::<B>(device, self.dtype)
+            .estimator::<B>(device, self.dtype, self.quantization)
             .with_context(|| format!("cannot load model {}", self.model.source.id))?;
         let analyzer = DocumentAnalyzer::new(estimator, self.patcher, self.tokenizer);
         Ok(analyzer.analyze(&self.bytes)?)

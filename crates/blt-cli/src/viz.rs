@@ -101,6 +101,7 @@ fn analyze(args: &VizArgs) -> anyhow::Result<PatchedDocument> {
     let task = PatchTask {
         model,
         dtype: args.model.compute_dtype(),
+        quantization: args.model.quantization(),
         patcher,
         tokenizer: BltTokenizer::new()
             .with_bos(!args.no_bos)

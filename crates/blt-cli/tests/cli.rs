@@ -73,6 +73,30 @@ fn patch_json_matches_the_reference_entropies() {
         .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize)
         .collect();
     assert_eq!(lengths, want_lengths);
+
+    // Weight-only quantization: the same run with int8 weights stays close.
+    let o = blt(&[
+        "patch",
+        "--model",
+        &tiny(),
+        "--text",
+        &text,
+        "--json",
+        "--quantize",
+        "int8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let got: Vec<f32> = serde_json::from_value(v["entropies"].clone()).unwrap();
+    let diffs: Vec<f32> = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).collect();
+    let worst = diffs.iter().copied().fold(0.0f32, f32::max);
+    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    eprintln!("int8 weights: mean |Δentropy| {mean}, worst {worst}");
+    assert!(
+        mean < 0.05,
+        "int8 weights moved entropies by {mean} on average"
+    );
+    assert!(worst > 0.0, "--quantize int8 changed nothing");
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! baseline (`../shared/bench/torch_entropy_baseline.py`), so the numbers compare.
 //!
 //! `BLT_BENCH_DEVICE=cpu|cuda|wgpu`, `BLT_BENCH_DTYPE=f32|bf16|f16`,
-//! `BLT_BENCH_SHAPES=32x512,8x4096` (defaults: cpu, f32, `32x512,8x4096`).
+//! `BLT_BENCH_SHAPES=32x512,8x4096` (defaults: cpu, f32, `32x512,8x4096`),
+//! `BLT_BENCH_QUANT=int8|int4` (weight-only quantization of the linear layers; default none).
 
 use std::time::Duration;
 
@@ -42,9 +43,17 @@ fn bench_backend<B: Backend>(c: &mut Criterion, device: B::Device, label: &str) 
         _ => EntropyModelConfig::blt_entropy(),
     };
     let dtype = dtype();
-    let model = EntropyModel::<B>::init(&config, 0, &device).into_dtype(dtype);
+    let mut model = EntropyModel::<B>::init(&config, 0, &device).into_dtype(dtype);
+    let quant = std::env::var("BLT_BENCH_QUANT").ok().map(|q| {
+        q.parse::<blt_model::WeightQuantization>()
+            .expect("BLT_BENCH_QUANT=int8|int4")
+    });
+    if let Some(q) = quant {
+        model = model.quantize_weights(q);
+    }
     let est = EntropyEstimator::new(model, config.clone(), device.clone());
-    let mut group = c.benchmark_group(format!("model/{label}/{dtype:?}").to_lowercase());
+    let quant = quant.map(|q| format!("/{q:?}")).unwrap_or_default();
+    let mut group = c.benchmark_group(format!("model/{label}/{dtype:?}{quant}").to_lowercase());
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))

@@ -116,10 +116,7 @@ impl<B: Backend> Attention<B> {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let starts = plan.document_starts().cloned();
         let out = blt_kernels::local_attention(q, k, v, starts, plan.window(), scale);
-        let out = out
-            .swap_dims(1, 2)
-            .reshape([b, s, self.n_heads * self.head_dim]);
-        linear(&self.wo, out)
+        linear(&self.wo, out.reshape([b, s, self.n_heads * self.head_dim]))
     }
 }
 

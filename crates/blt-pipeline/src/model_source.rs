@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use blt_hub::HubOptions;
 use blt_model::backend::Backend;
-use blt_model::{Checkpoint, DType, EntropyEstimator};
+use blt_model::{Checkpoint, DType, EntropyEstimator, WeightQuantization};
 
 use crate::Result;
 
@@ -75,14 +75,18 @@ impl LoadedModel {
         }
     }
 
-    /// Loads the weights onto `device` in `dtype` (`None`: as stored) and wraps them for
-    /// estimation.
+    /// Loads the weights onto `device` in `dtype` (`None`: as stored), with the linear layers'
+    /// weights stored quantized when `quantization` is given, and wraps them for estimation.
     pub fn estimator<B: Backend>(
         &self,
         device: B::Device,
         dtype: Option<DType>,
+        quantization: Option<WeightQuantization>,
     ) -> Result<EntropyEstimator<B>> {
-        let model = self.checkpoint.load::<B>(&device, dtype)?;
+        let mut model = self.checkpoint.load::<B>(&device, dtype)?;
+        if let Some(q) = quantization {
+            model = model.quantize_weights(q);
+        }
         Ok(EntropyEstimator::new(
             model,
             self.checkpoint.config.clone(),

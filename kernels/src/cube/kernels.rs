@@ -355,21 +355,24 @@ pub(super) fn local_softmax_kernel<F: Float>(
         hi = q + key_offset + 1 - block_start;
     }
 
+    // One pass for the maximum and the sum (online softmax: the running sum is rescaled when
+    // the running maximum grows), then the threads' partial results are combined.
     let mut m = f32::new(-3.0e38);
-    let mut i = lo + lane;
-    while i < hi {
-        m = f32::max(m, f32::cast_from(x[start + i]) * scale);
-        i += threads;
-    }
-    let m = row_max(m, &mut smem, threads);
-
     let mut s = f32::new(0.0);
     let mut i = lo + lane;
     while i < hi {
-        s += f32::exp(f32::cast_from(x[start + i]) * scale - m);
+        let v = f32::cast_from(x[start + i]) * scale;
+        if v > m {
+            s = s * f32::exp(m - v) + f32::new(1.0);
+            m = v;
+        } else {
+            s += f32::exp(v - m);
+        }
         i += threads;
     }
-    let s = row_sum(s, &mut smem, threads);
+    let row_m = row_max(m, &mut smem, threads);
+    let s = row_sum(s * f32::exp(m - row_m), &mut smem, threads);
+    let m = row_m;
     let inv = f32::new(1.0) / f32::max(s, f32::new(1.0e-30));
     if row < rows {
         let mut i = lane;
