@@ -14,7 +14,8 @@ use burn::tensor::{Bool, Int, Tensor};
 /// window), `start(q)` being the first position of `q`'s document (0 when a row is one
 /// document): the keys a query sees are one contiguous range. With a window `w`, queries go in
 /// blocks of `L = min(w, MAX_BLOCK)` and block `j` sees the `L + w − 1` keys from
-/// `j·L − (w − 1)` (those before 0 are padding), when that is fewer keys than the whole
+/// `j·L − (w − 1)` (those before 0 are padding; the count is rounded up to a multiple of
+/// [`KEY_ALIGN`] with keys no query of the block sees), when that is fewer keys than the whole
 /// sequence; otherwise one block holds every query and sees every key. Smaller blocks compute
 /// fewer scores that the window hides (`L + w − 1` per query instead of `2w − 1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,10 @@ impl LocalAttention {
                     window,
                     block_len,
                     blocks: seq.div_ceil(block_len),
-                    key_len: block_len + w - 1,
+                    // Rounded up so that score rows start 16-byte aligned (GEMM libraries fall
+                    // back to slow unaligned kernels otherwise); the extra keys lie after every
+                    // query of the block, so the causal rule hides them.
+                    key_len: (block_len + w - 1).next_multiple_of(KEY_ALIGN),
                     key_offset: w - 1,
                 }
             }
@@ -95,10 +99,11 @@ impl LocalAttention {
         }
         let tail = self.blocks * self.block_len - s;
         let query = pad_seq(query, 0, tail).reshape([b, h, self.blocks, self.block_len, d]);
-        // Keys padded to `key_offset + blocks · block_len` positions; block j's keys are the
-        // window of `key_len` starting at `j · block_len`.
+        // Keys padded to `(blocks − 1) · block_len + key_len` positions (`key_offset` of them
+        // before the sequence); block j's keys are the window of `key_len` from `j · block_len`.
+        let key_tail = (self.blocks - 1) * self.block_len + self.key_len - self.key_offset - s;
         let windows = |t: Tensor<B, 4>| {
-            pad_seq(t, self.key_offset, tail)
+            pad_seq(t, self.key_offset, key_tail)
                 .unfold::<5, usize>(2, self.key_len, self.block_len)
                 .swap_dims(3, 4)
         };
@@ -169,6 +174,9 @@ impl LocalAttention {
 
 /// The most queries in one block of a long sequence.
 pub const MAX_BLOCK: usize = 128;
+
+/// A block's key count is a multiple of this (8 keys: 16 bytes of bf16 scores).
+pub const KEY_ALIGN: usize = 8;
 
 /// Zero padding along the sequence dimension (2) of `[b, h, s, d]`.
 fn pad_seq<B: Backend>(t: Tensor<B, 4>, front: usize, back: usize) -> Tensor<B, 4> {
