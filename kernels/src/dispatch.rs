@@ -320,12 +320,20 @@ pub(crate) fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tenso
     }
 }
 
+/// Whether `linear_many` concatenates the weights into one product on cuBLAS
+/// (`BLT_KERNELS_FUSED_PROJECTIONS=0` multiplies them one by one, to compare: the concatenation
+/// is copied every call).
+fn fused_projections() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BLT_KERNELS_FUSED_PROJECTIONS").as_deref() != Ok("0"))
+}
+
 pub(crate) fn linear_many<B: Backend>(
     x: Tensor<B, 3>,
     weights: Vec<Tensor<B, 2>>,
 ) -> Vec<Tensor<B, 3>> {
     let weights: Vec<_> = weights.into_iter().map(|w| dense(w, x.dtype())).collect();
-    if weights.len() > 1 && cublas_ready::<B>() {
+    if weights.len() > 1 && cublas_ready::<B>() && fused_projections() {
         let widths: Vec<usize> = weights.iter().map(|w| w.dims()[1]).collect();
         let out = linear(x, Tensor::cat(weights, 1));
         let mut start = 0;

@@ -220,8 +220,10 @@ pub(super) fn rms_norm_kernel<F: Float>(
 }
 
 /// `silu(g) · u = g / (1 + e^-g) · u`, in f32, rounded once to `F`. The output is compact
-/// rows of `width`; the inputs' rows start every `gate_stride` / `up_stride` elements.
+/// rows of `width`; the inputs' rows start every `gate_stride` / `up_stride` elements. Each
+/// thread takes `per_thread` elements, `stride` apart (independent loads in flight).
 #[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn swiglu_kernel<F: Float>(
     gate: &Tensor<F>,
     up: &Tensor<F>,
@@ -230,15 +232,21 @@ pub(super) fn swiglu_kernel<F: Float>(
     width: usize,
     gate_stride: usize,
     up_stride: usize,
+    stride: usize,
+    #[comptime] per_thread: usize,
     #[define(F)] _dtype: StorageType,
 ) {
-    let i = (CUBE_POS as usize) * (CUBE_DIM as usize) + UNIT_POS as usize;
-    if i < n {
-        let row = i / width;
-        let col = i % width;
-        let g = f32::cast_from(gate[row * gate_stride + col]);
-        let u = f32::cast_from(up[row * up_stride + col]);
-        out[i] = F::cast_from(g / (f32::new(1.0) + f32::exp(-g)) * u);
+    let first = (CUBE_POS as usize) * (CUBE_DIM as usize) + UNIT_POS as usize;
+    #[unroll]
+    for k in 0..per_thread {
+        let i = first + k * stride;
+        if i < n {
+            let row = i / width;
+            let col = i % width;
+            let g = f32::cast_from(gate[row * gate_stride + col]);
+            let u = f32::cast_from(up[row * up_stride + col]);
+            out[i] = F::cast_from(g / (f32::new(1.0) + f32::exp(-g)) * u);
+        }
     }
 }
 

@@ -244,8 +244,12 @@ pub(crate) fn swiglu<R: CubeRuntime>(
     let n: usize = dims.iter().product();
     let out = empty(&gate, &dims, gate.dtype);
     let threads = 256usize;
-    let cubes = n.div_ceil(threads).max(1);
-    let count = CubeCount::Static(cubes.min(GRID_X) as u32, cubes.div_ceil(GRID_X) as u32, 1);
+    let per_thread = 4usize;
+    let cubes = n.div_ceil(threads * per_thread).max(1);
+    // Every thread of the grid handles elements `first + k · stride`, k < per_thread.
+    let (x, y) = (cubes.min(GRID_X), cubes.div_ceil(GRID_X));
+    let stride = x * y * threads;
+    let count = CubeCount::Static(x as u32, y as u32, 1);
     let dtype = gate.dtype;
     unsafe {
         kernels::swiglu_kernel::launch_unchecked(
@@ -259,6 +263,8 @@ pub(crate) fn swiglu<R: CubeRuntime>(
             width,
             gate_stride,
             up_stride,
+            stride,
+            per_thread,
             dtype.into(),
         );
     }
