@@ -29,7 +29,7 @@ use cudarc::driver::{result as drv, sys as drv_sys};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::permute;
 
-use super::{empty, shape_of};
+use super::{check_product, empty, shape_of};
 use crate::layout::Layout;
 
 /// One cuBLAS handle per CubeCL stream, in the device's primary context (CubeCL's).
@@ -114,14 +114,8 @@ pub(crate) fn matmul_ordered(
         .filter(|_| rhs.dtype == lhs.dtype)
         .ok_or_else(|| format!("dtypes {:?} × {:?}", lhs.dtype, rhs.dtype))?;
     let (ld, rd) = (shape_of(&lhs), shape_of(&rhs));
+    check_product(&ld, &rd)?;
     let rank = ld.len();
-    if rank < 2
-        || rd.len() != rank
-        || ld[..rank - 2] != rd[..rank - 2]
-        || ld[rank - 1] != rd[rank - 2]
-    {
-        return Err(format!("cannot multiply {ld:?} by {rd:?}"));
-    }
     let mut sorted = order.to_vec();
     sorted.sort_unstable();
     if order.len() != rank || sorted != (0..rank).collect::<Vec<_>>() || order[rank - 1] != rank - 1

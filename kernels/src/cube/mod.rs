@@ -389,17 +389,24 @@ pub(crate) struct Product<R: CubeRuntime> {
     pub out_dims: Vec<usize>,
 }
 
+/// Checks that `[.., m, k] · [.., k, n]` with equal leading dimensions is a product.
+pub(crate) fn check_product(ld: &[usize], rd: &[usize]) -> Result<(), String> {
+    let rank = ld.len();
+    if rank < 2
+        || rd.len() != rank
+        || ld[..rank - 2] != rd[..rank - 2]
+        || ld[rank - 1] != rd[rank - 2]
+    {
+        return Err(format!("cannot multiply {ld:?} by {rd:?}"));
+    }
+    Ok(())
+}
+
 impl<R: CubeRuntime> Product<R> {
     pub fn new(lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> Result<Self, String> {
         let (ld, rd) = (shape_of(&lhs), shape_of(&rhs));
+        check_product(&ld, &rd)?;
         let rank = ld.len();
-        if rank < 2
-            || rd.len() != rank
-            || ld[..rank - 2] != rd[..rank - 2]
-            || ld[rank - 1] != rd[rank - 2]
-        {
-            return Err(format!("cannot multiply {ld:?} by {rd:?}"));
-        }
         let batch: usize = ld[..rank - 2].iter().product();
         let (m, k, n) = (ld[rank - 2], ld[rank - 1], rd[rank - 1]);
         let mut out_dims = ld;
