@@ -32,7 +32,7 @@ pub fn fused_runtime<B: Backend>() -> Option<&'static str> {
 }
 
 #[cfg(feature = "cube")]
-fn is_cube<B: Backend, R: burn_cubecl::CubeRuntime>() -> bool {
+pub(crate) fn is_cube<B: Backend, R: burn_cubecl::CubeRuntime>() -> bool {
     use std::any::TypeId;
     TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<burn_cubecl::tensor::CubeTensor<R>>()
 }
@@ -131,7 +131,7 @@ macro_rules! on_cube {
 
 /// Converts a backend primitive into runtime `R`'s CubeCL tensor (the caller checked the type).
 #[cfg(feature = "cube")]
-fn to_cube<P: 'static, R: burn_cubecl::CubeRuntime>(p: P) -> burn_cubecl::tensor::CubeTensor<R> {
+pub(crate) fn to_cube<P: 'static, R: burn_cubecl::CubeRuntime>(p: P) -> burn_cubecl::tensor::CubeTensor<R> {
     cast(p).unwrap_or_else(|_| unreachable!("checked by is_cube"))
 }
 
@@ -449,21 +449,48 @@ pub(crate) fn local_attention<B: Backend>(
     window: Option<usize>,
     scale: f64,
 ) -> Tensor<B, 4> {
-    let geometry = LocalAttention::new(query.dims()[2], window);
+    let parts = LocalAttention::parts(query.dims()[2], window);
+    let mut outputs: Vec<Tensor<B, 4>> = parts
+        .iter()
+        .map(|geometry| {
+            local_attention_part(
+                query.clone(),
+                key.clone(),
+                value.clone(),
+                document_starts.as_ref(),
+                geometry,
+                scale,
+            )
+        })
+        .collect();
+    if outputs.len() == 1 {
+        outputs.remove(0)
+    } else {
+        Tensor::cat(outputs, 1)
+    }
+}
+
+/// One call of [`local_attention`]: `[b, queries, h, d]` for the queries of `geometry`.
+fn local_attention_part<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    value: Tensor<B, 4>,
+    document_starts: Option<&Tensor<B, 2, Int>>,
+    geometry: &LocalAttention,
+    scale: f64,
+) -> Tensor<B, 4> {
     let (q, k, v) = geometry.fold(query, key, value);
     // Keys enter as a transposed view and values as windows of their buffer: cuBLAS reads both
     // in place.
     let scores = attention_product(q, k.swap_dims(3, 4), [0, 1, 2, 3, 4]);
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let s = to_cube::<_, R>(float(scores.clone()));
-        let d = document_starts
-            .clone()
-            .map(|d| to_cube::<_, R>(d.into_primitive()));
-        crate::cube::local_softmax::<R>(s, d, &geometry, scale)
+        let d = document_starts.map(|d| to_cube::<_, R>(d.clone().into_primitive()));
+        crate::cube::local_softmax::<R>(s, d, geometry, scale)
             .map(from_cube::<B::FloatTensorPrimitive, R>)
     });
     let probs = or_reference::<B, _>("local_softmax", fused.map(|r| r.map(wrap)), || {
-        reference::local_softmax(scores, document_starts.as_ref(), &geometry, scale)
+        reference::local_softmax(scores, document_starts, geometry, scale)
     });
     // `[b, h, blocks, block_len, d]` written as `[b, blocks, block_len, h, d]` memory: the
     // caller's `[b, seq, h·d]` view of the result is then free.

@@ -11,10 +11,12 @@ mod dispatch;
 #[cfg_attr(not(feature = "cube"), allow(dead_code))]
 mod layout;
 mod local;
+mod readback;
 pub mod reference;
 
 pub use dispatch::{fallback_count, fused_runtime};
 pub use local::LocalAttention;
+pub use readback::{read_f32_async, PendingRead};
 
 /// The CubeCL backends on which the kernels run (no fusion layer: the kernels replace it).
 pub mod backends {
@@ -115,9 +117,11 @@ pub fn attention<B: Backend>(
 /// `[batch, seq, heads, head_dim]`, heads last, as the output projection reads it.
 ///
 /// Long sequences are cut into blocks of queries, each seeing only the keys it can reach
-/// ([`LocalAttention`]); the blocks of one call are folded into the batch, so a layer costs one
-/// score product, one softmax and one weighted sum whatever the length. On CubeCL backends the
-/// softmax is a kernel that evaluates the visibility rule itself (no mask tensor); the products
+/// ([`LocalAttention`]); the blocks of one call are folded into the batch, so a long sequence
+/// costs one score product, one softmax and one weighted sum per layer whatever its length. A
+/// sequence short enough for one block (every query against every key) is cut into parts of 128
+/// queries that compute only the scores up to their last query ([`LocalAttention::parts`]:
+/// about half the scores of the one block). On CubeCL backends the softmax is a kernel that evaluates the visibility rule itself (no mask tensor); the products
 /// are exact f32 GEMMs for f32 (cuBLAS on CUDA, reading the views in place and writing the
 /// result heads-last) and tensor-core GEMMs with f32 accumulation for half precision.
 pub fn local_attention<B: Backend>(

@@ -371,13 +371,18 @@ fn naive_local_attention(
     out
 }
 
-/// `local_attention` against the rule computed in f64: one block and many (with padding at both
-/// ends), with and without document cuts, no window; inputs in `dtype`.
+/// `local_attention` against the rule computed in f64: one block, many (with padding at both
+/// ends) and one block cut into causal parts, with and without document cuts, no window; inputs
+/// in `dtype`.
 fn check_local_attention<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
     let (b, h, d) = (2, 3, 16);
     // document indices: row 0 cut after positions 4 and 20, row 1 one document
-    let cases: [(usize, Option<usize>, bool); 6] = [
+    let cases: [(usize, Option<usize>, bool); 9] = [
         (300, Some(150), true),
+        // one block cut into causal parts: window past the sequence, inside it, none
+        (300, Some(512), true),
+        (400, Some(300), false),
+        (264, None, true),
         (40, Some(16), false),
         (40, Some(16), true),
         (37, Some(48), true),

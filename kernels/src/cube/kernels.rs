@@ -313,7 +313,8 @@ pub(super) fn rope_kernel<F: Float>(
 /// f32, rounded once to `F`. The keys a query `q` sees are one range, from
 /// `max(start(q), q + 1 − window)` to `q` (`starts`: `[batch, seq]` first position of each
 /// position's document, read only when `has_starts`; `window` 0 means no window), so each row
-/// reads only its visible columns and no mask is built or read.
+/// reads only its visible columns and no mask is built or read. The call's first query is
+/// position `query_start` ([`crate::LocalAttention::parts`]).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn local_softmax_kernel<F: Float>(
@@ -326,6 +327,7 @@ pub(super) fn local_softmax_kernel<F: Float>(
     block_len: usize,
     blocks: usize,
     heads: usize,
+    query_start: usize,
     key_offset: usize,
     window: usize,
     scale: f32,
@@ -338,7 +340,8 @@ pub(super) fn local_softmax_kernel<F: Float>(
     let row = row_index();
     let lane = UNIT_POS_X as usize;
     let start = row * key_len;
-    let block_start = ((row / block_len) % blocks) * block_len;
+    // position of the block's first query
+    let block_start = query_start + ((row / block_len) % blocks) * block_len;
     let q = block_start + row % block_len;
     // Visible columns `lo..hi`: key position `k` is column `k + key_offset − block_start`.
     let mut lo = key_len;

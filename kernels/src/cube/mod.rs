@@ -177,6 +177,7 @@ pub(crate) fn local_softmax<R: CubeRuntime>(
             g.block_len,
             g.blocks,
             dims[1],
+            g.query_start,
             g.key_offset,
             g.window.unwrap_or(0),
             scale as f32,
