@@ -309,6 +309,9 @@ pub struct IngestArgs {
     /// Most tokens (rows × padded length) in one forward pass.
     #[arg(long, default_value_t = 16 * 1024)]
     pub max_batch_tokens: usize,
+    /// Threads writing per-document outputs at once (0: one per core, at most 8).
+    #[arg(long, default_value_t = 0)]
+    pub write_threads: usize,
     /// Do not add BOS (id 1) before each segment.
     #[arg(long)]
     pub no_bos: bool,

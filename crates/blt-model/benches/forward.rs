@@ -6,7 +6,9 @@
 //!
 //! `BLT_BENCH_DEVICE=cpu|cuda|wgpu`, `BLT_BENCH_DTYPE=f32|bf16|f16`,
 //! `BLT_BENCH_SHAPES=32x512,8x4096` (defaults: cpu, f32, `32x512,8x4096`),
-//! `BLT_BENCH_QUANT=int8|int4` (weight-only quantization of the linear layers; default none).
+//! `BLT_BENCH_QUANT=int8|int4` (weight-only quantization of the linear layers; default none),
+//! `BLT_BENCH_ESTIMATE=1` (also each shape through `estimate_many`, results read back to the
+//! host).
 
 use std::time::Duration;
 
@@ -83,6 +85,20 @@ fn bench_backend<B: Backend>(c: &mut Criterion, device: B::Device, label: &str) 
                 B::sync(&device).expect("device sync");
             })
         });
+        // The same shape through `estimate_many` with the results read back to the host, as the
+        // pipeline runs it: 8 batches of this shape, each launched before the previous one's
+        // copies are collected.
+        if std::env::var_os("BLT_BENCH_ESTIMATE").is_some() {
+            let docs: Vec<&[u32]> = (0..8).flat_map(|_| refs.iter().copied()).collect();
+            let options = blt_model::EstimateOptions {
+                max_batch_tokens: batch * len,
+                ..Default::default()
+            };
+            group.throughput(Throughput::Elements((docs.len() * len) as u64));
+            group.bench_function(format!("{batch}x{len}/estimate"), |bench| {
+                bench.iter(|| est.estimate_many(&docs, options).expect("estimate"))
+            });
+        }
     }
     group.finish();
 }

@@ -9,7 +9,7 @@
 //! byte-identical.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::DType;
 
 use crate::config::EntropyModelConfig;
 use crate::mask::{AttentionPlan, AttentionRule};
@@ -147,7 +147,11 @@ impl<B: Backend> EntropyEstimator<B> {
         let padded = |len: usize| padded_length(len, self.config.max_seqlen);
         jobs.sort_by_key(|(d, w)| (std::cmp::Reverse(padded(w.len())), *d, w.start));
 
+        // One batch in flight: batch n+1 is launched before batch n's results are collected, so
+        // the device works on n+1 while the host waits for n's copy and files its rows (the
+        // copies are enqueued right behind the work that produces them).
         let budget = options.max_batch_tokens.max(1);
+        let mut in_flight: Option<InFlight<'_>> = None;
         let mut start = 0;
         while start < jobs.len() {
             let seq = padded(jobs[start].1.len());
@@ -156,9 +160,14 @@ impl<B: Backend> EntropyEstimator<B> {
                 .take_while(|(_, w)| padded(w.len()) == seq)
                 .count();
             let rows = (budget / seq).max(1).min(same);
-            let batch = &jobs[start..start + rows];
-            self.run_batch(documents, batch, seq, options, &mut results)?;
+            let launched = self.launch_batch(documents, &jobs[start..start + rows], seq, options);
+            if let Some(previous) = in_flight.replace(launched) {
+                self.collect_batch(previous, &mut results)?;
+            }
             start += rows;
+        }
+        if let Some(last) = in_flight {
+            self.collect_batch(last, &mut results)?;
         }
         Ok(results)
     }
@@ -189,14 +198,15 @@ impl<B: Backend> EntropyEstimator<B> {
         self.model.forward_with_plan(tokens, &rope, &plan)
     }
 
-    fn run_batch(
+    /// Uploads one batch, enqueues its forward pass and the copies of its results, and returns
+    /// without waiting for the device.
+    fn launch_batch<'j>(
         &self,
         documents: &[&[u32]],
-        batch: &[(usize, std::ops::Range<usize>)],
+        batch: &'j [(usize, std::ops::Range<usize>)],
         seq: usize,
         options: EstimateOptions,
-        results: &mut [SequenceEstimate],
-    ) -> Result<()> {
+    ) -> InFlight<'j> {
         let _span = tracing::debug_span!("forward", rows = batch.len(), seq).entered();
         let rows: Vec<Vec<u32>> = batch
             .iter()
@@ -211,19 +221,31 @@ impl<B: Backend> EntropyEstimator<B> {
 
         let entropies = out.entropies();
         let (prominence, _coherence) = out.prominence_coherence(entropies.clone());
-        let entropies = read_f32(entropies)?;
-        let prominence = read_f32(prominence)?;
-        let hidden = options
-            .hidden
-            .then(|| read_f32(out.hidden.clone()))
-            .transpose()?;
-        let logits = options
-            .logits
-            .then(|| read_f32(out.logits.clone()))
-            .transpose()?;
+        InFlight {
+            batch,
+            seq,
+            entropies: blt_kernels::read_f32_async(entropies),
+            prominence: blt_kernels::read_f32_async(prominence),
+            hidden: options
+                .hidden
+                .then(|| blt_kernels::read_f32_async(out.hidden.clone())),
+            logits: options
+                .logits
+                .then(|| blt_kernels::read_f32_async(out.logits.clone())),
+        }
+    }
+
+    /// Waits for a launched batch's copies and files its rows into `results`.
+    fn collect_batch(&self, batch: InFlight<'_>, results: &mut [SequenceEstimate]) -> Result<()> {
+        let read = |r: blt_kernels::PendingRead| r.wait().map_err(Error::Readback);
+        let seq = batch.seq;
+        let entropies = read(batch.entropies)?;
+        let prominence = read(batch.prominence)?;
+        let hidden = batch.hidden.map(read).transpose()?;
+        let logits = batch.logits.map(read).transpose()?;
 
         let (dim, vocab) = (self.config.dim, self.config.vocab_size);
-        for (r, (d, w)) in batch.iter().enumerate() {
+        for (r, (d, w)) in batch.batch.iter().enumerate() {
             let len = w.len();
             let res = &mut results[*d];
             res.entropies[w.clone()].copy_from_slice(&entropies[r * seq..r * seq + len]);
@@ -241,6 +263,18 @@ impl<B: Backend> EntropyEstimator<B> {
     }
 }
 
+/// A batch whose forward pass and result copies are enqueued on the device.
+struct InFlight<'j> {
+    /// Its (document, window) rows.
+    batch: &'j [(usize, std::ops::Range<usize>)],
+    /// Padded row length.
+    seq: usize,
+    entropies: blt_kernels::PendingRead,
+    prominence: blt_kernels::PendingRead,
+    hidden: Option<blt_kernels::PendingRead>,
+    logits: Option<blt_kernels::PendingRead>,
+}
+
 /// Sequences are padded (with id 0, on the right) to a multiple of this many tokens.
 pub const PAD_MULTIPLE: usize = 64;
 
@@ -251,14 +285,6 @@ pub fn padded_length(len: usize, max_seqlen: usize) -> usize {
         .max(1)
         .saturating_mul(PAD_MULTIPLE)
         .min(max_seqlen.max(len))
-}
-
-/// Reads a float tensor back to the host as f32.
-fn read_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
-    t.cast(DType::F32)
-        .into_data()
-        .into_vec::<f32>()
-        .map_err(|e| Error::Readback(format!("{e:?}")))
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! `ingest`: many documents → per-document outputs (or WebDataset shards) with SQLite sidecars.
 //!
-//! Three stages overlap through bounded channels: a reader thread (enumerate, skip what is
-//! complete, read), the model on the calling thread (segment, tokenize, estimate in batches, patch)
-//! and a writer thread (records, sidecars, atomic renames, counts). Any stage that stops early
-//! drops its end of a channel, and the others notice and stop: no deadlock. A bad document is
-//! counted and logged and the run goes on, unless `fail_fast`.
+//! Four stages overlap through bounded channels: a reader thread (enumerate, skip what is
+//! complete, read, pre-tokenize), the model on the calling thread (tokenize, estimate in batches:
+//! nothing else, so the device is fed as fast as the host can launch), a post-processing thread
+//! (patch, pool embeddings, assemble results) and a writer thread (records, sidecars, atomic
+//! renames, counts). Any stage that stops early drops its end of a channel, and the others notice
+//! and stop: no deadlock. A bad document is counted and logged and the run goes on, unless
+//! `fail_fast`. Each stage's busy time is in the run's counts, so a slow run says which stage set
+//! its pace.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -93,6 +96,10 @@ pub struct IngestConfig {
     pub max_batch_tokens: usize,
     /// Documents buffered between stages.
     pub channel_capacity: usize,
+    /// Threads writing per-document outputs (safetensors + sidecar) at once; 0 = one per core,
+    /// at most 8. Each document's files are synced to disk, so several writers hide each
+    /// other's sync latency. Shards (WebDataset, Arrow, Parquet) are written by one thread.
+    pub write_threads: usize,
     /// Metadata copied into every output (model id, hash, dtype, patching rules…).
     pub run_metadata: BTreeMap<String, String>,
     /// This process's share of the input (rank of a job array, `--skip`, `--limit`).
@@ -146,6 +153,17 @@ pub struct IngestStats {
     pub seconds: f64,
     /// Seconds the model stage waited for the reader (an idle model means slow input).
     pub model_wait_seconds: f64,
+    /// Seconds the model stage spent tokenizing and estimating (launching forward passes and
+    /// waiting for their results).
+    pub model_seconds: f64,
+    /// Seconds the model stage waited for the post-processing stage to take a batch (a model
+    /// held up by the stages after it).
+    pub model_blocked_seconds: f64,
+    /// Seconds the post-processing stage spent patching, pooling embeddings and assembling
+    /// results.
+    pub postprocess_seconds: f64,
+    /// Seconds the writer spent writing outputs and sidecars.
+    pub write_seconds: f64,
     /// Written documents and their segments per modality (`--modality-stats`).
     pub modalities: BTreeMap<String, ModalityStats>,
     /// Written documents per detected format (`png`, `code:rust`, `text`, …).
@@ -200,6 +218,31 @@ enum ToWriter {
     Failed(DocumentFailure, u64),
 }
 
+/// From the model stage to the post-processing stage, in input order.
+enum ToPost {
+    /// A batch and its model outputs.
+    Estimated(Box<Estimated>),
+    /// Passed on unchanged.
+    Pass(ToWriter),
+}
+
+/// A batch of documents, their model sequences and the estimates of those sequences.
+struct Estimated {
+    batch: Vec<Prepared>,
+    sequences: Vec<Vec<u32>>,
+    /// Per document, per segment: its sequence and its token range in that sequence.
+    spans: Vec<Vec<(usize, std::ops::Range<usize>)>>,
+    estimates: Vec<blt_model::SequenceEstimate>,
+}
+
+/// Busy and waiting times of the model stage.
+#[derive(Debug, Default, Clone, Copy)]
+struct ModelTimes {
+    waited: Duration,
+    busy: Duration,
+    blocked: Duration,
+}
+
 /// Suffix of sidecar files.
 pub const SIDECAR_SUFFIX: &str = ".hypergraph.sqlite";
 
@@ -250,21 +293,30 @@ pub fn ingest<B: Backend>(
     };
     let cap = config.channel_capacity.max(1);
     let (load_tx, load_rx) = sync_channel::<Loaded>(cap);
+    // Two batches between the model and post-processing: the model never waits for one
+    // batch's patching before it starts the next.
+    let (post_tx, post_rx) = sync_channel::<ToPost>(2);
     let (write_tx, write_rx) = sync_channel::<ToWriter>(cap);
 
-    let (mut stats, model_wait) = std::thread::scope(|scope| -> Result<(IngestStats, Duration)> {
-        let reader = scope.spawn(|| read_documents(stream, &complete, config, load_tx));
-        let writer = scope.spawn(|| write_outputs(config, write_rx, observer));
-        let wait = run_model(estimator, config, load_rx, write_tx);
-        // The reader ends when its channel closes; its result carries nothing.
-        let _ = reader.join();
-        let stats = writer
-            .join()
-            .unwrap_or_else(|_| Err(Error::Stage("the writer thread panicked".into())))?;
-        Ok((stats, wait))
-    })?;
+    let (mut stats, times, post_busy) =
+        std::thread::scope(|scope| -> Result<(IngestStats, ModelTimes, Duration)> {
+            let reader = scope.spawn(|| read_documents(stream, &complete, config, load_tx));
+            let post = scope.spawn(|| post_process(estimator.config().dim, config, post_rx, write_tx));
+            let writer = scope.spawn(|| write_outputs(config, write_rx, observer));
+            let times = run_model(estimator, config, load_rx, post_tx);
+            // The reader ends when its channel closes; its result carries nothing.
+            let _ = reader.join();
+            let post_busy = post.join().unwrap_or_default();
+            let stats = writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Stage("the writer thread panicked".into())))?;
+            Ok((stats, times, post_busy))
+        })?;
     stats.seconds = start.elapsed().as_secs_f64();
-    stats.model_wait_seconds = model_wait.as_secs_f64();
+    stats.model_wait_seconds = times.waited.as_secs_f64();
+    stats.model_seconds = times.busy.as_secs_f64();
+    stats.model_blocked_seconds = times.blocked.as_secs_f64();
+    stats.postprocess_seconds = post_busy.as_secs_f64();
     if config.ranked {
         let stopped_early = config.fail_fast && stats.failed > 0;
         crate::ranks::write_rank_stats(&config.output_dir, rank, &stats, !stopped_early)?;
@@ -524,37 +576,41 @@ fn prepare(
     msgs
 }
 
-/// Pulls documents, batches them by size, runs the model, sends results on. Returns the time
-/// spent waiting for input.
+/// Pulls documents, batches them by size, runs the model and sends each batch with its
+/// estimates on. Returns how long it waited for input, worked, and waited to hand batches on.
 fn run_model<B: Backend>(
     estimator: &EntropyEstimator<B>,
     config: &IngestConfig,
     rx: Receiver<Loaded>,
-    tx: SyncSender<ToWriter>,
-) -> Duration {
-    let mut waited = Duration::ZERO;
+    tx: SyncSender<ToPost>,
+) -> ModelTimes {
+    let mut times = ModelTimes::default();
+    let send = |msg: ToPost, times: &mut ModelTimes| {
+        let t = Instant::now();
+        let sent = tx.send(msg).is_ok();
+        times.blocked += t.elapsed();
+        sent
+    };
     loop {
         let t = Instant::now();
         let Ok(first) = rx.recv() else { break };
-        waited += t.elapsed();
+        times.waited += t.elapsed();
         let mut batch = Vec::new();
         let mut batch_bytes = 0usize;
         let mut pending = Some(first);
         while let Some(msg) = pending.take() {
-            match msg {
+            let passed = match msg {
                 Loaded::Doc(prepared) => {
                     batch_bytes += prepared.bytes.len();
                     batch.push(*prepared);
+                    None
                 }
-                Loaded::Skipped(doc) => {
-                    if tx.send(ToWriter::Skipped(doc.byte_len)).is_err() {
-                        return waited;
-                    }
-                }
-                Loaded::Failed(f, len) => {
-                    if tx.send(ToWriter::Failed(f, len)).is_err() {
-                        return waited;
-                    }
+                Loaded::Skipped(doc) => Some(ToWriter::Skipped(doc.byte_len)),
+                Loaded::Failed(f, len) => Some(ToWriter::Failed(f, len)),
+            };
+            if let Some(msg) = passed {
+                if !send(ToPost::Pass(msg), &mut times) {
+                    return times;
                 }
             }
             if batch_bytes < config.batch_bytes {
@@ -567,59 +623,73 @@ fn run_model<B: Backend>(
         if batch.is_empty() {
             continue;
         }
-        for out in process_batch(estimator, config, batch) {
-            if tx.send(out).is_err() {
-                return waited;
+        let t = Instant::now();
+        let outs = estimate_batch(estimator, config, batch);
+        times.busy += t.elapsed();
+        for out in outs {
+            if !send(out, &mut times) {
+                return times;
             }
         }
     }
-    waited
+    times
 }
 
 /// Runs one batch; if the batch fails as a whole, retries document by document so that one bad
 /// document does not take the others down.
-fn process_batch<B: Backend>(
+fn estimate_batch<B: Backend>(
     estimator: &EntropyEstimator<B>,
     config: &IngestConfig,
     batch: Vec<Prepared>,
-) -> Vec<ToWriter> {
-    match analyze_documents(estimator, config, &batch) {
-        Ok(results) => results
-            .into_iter()
-            .zip(&batch)
-            .map(|(r, p)| {
-                let metadata = p
-                    .doc
-                    .row_metadata()
-                    .map(|m| serde_json::Value::Object(m.clone().into_iter().collect()));
-                ToWriter::Done(Box::new(r), metadata)
-            })
-            .collect(),
+) -> Vec<ToPost> {
+    let (sequences, spans) = model_sequences(config, &batch);
+    let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+    let options = EstimateOptions {
+        hidden: config.embeddings != EmbeddingsMode::None,
+        logits: false,
+        max_batch_tokens: config.max_batch_tokens,
+    };
+    let estimated = estimator
+        .estimate_many(&refs, options)
+        .map_err(Error::from)
+        .and_then(|estimates| {
+            if estimates.len() == sequences.len() {
+                Ok(estimates)
+            } else {
+                Err(Error::Stage("estimate count mismatch".into()))
+            }
+        });
+    match estimated {
+        Ok(estimates) => vec![ToPost::Estimated(Box::new(Estimated {
+            batch,
+            sequences,
+            spans,
+            estimates,
+        }))],
         Err(_) if batch.len() > 1 => batch
             .into_iter()
-            .flat_map(|item| process_batch(estimator, config, vec![item]))
+            .flat_map(|item| estimate_batch(estimator, config, vec![item]))
             .collect(),
         Err(e) => batch
             .into_iter()
             .map(|p| {
                 let mut f = failure(&p.doc, "model", &e);
                 f.path = p.source_path.clone();
-                ToWriter::Failed(f, p.bytes.len() as u64)
+                ToPost::Pass(ToWriter::Failed(f, p.bytes.len() as u64))
             })
             .collect(),
     }
 }
 
-fn analyze_documents<B: Backend>(
-    estimator: &EntropyEstimator<B>,
+/// The model sequences of a batch: one per segment (separate) or per document (concatenated),
+/// and, per document and segment, its sequence and its token range in that sequence.
+#[allow(clippy::type_complexity)]
+fn model_sequences(
     config: &IngestConfig,
     batch: &[Prepared],
-) -> Result<Vec<DocumentResult>> {
-    let dim = estimator.config().dim;
-    // One model sequence per segment (separate) or per document (concatenated); `spans[d]`
-    // lists, per segment of document d, its sequence and its token range in that sequence.
+) -> (Vec<Vec<u32>>, Vec<Vec<(usize, std::ops::Range<usize>)>>) {
     let mut sequences: Vec<Vec<u32>> = Vec::new();
-    let mut spans: Vec<Vec<(usize, std::ops::Range<usize>)>> = Vec::with_capacity(batch.len());
+    let mut spans = Vec::with_capacity(batch.len());
     for p in batch {
         let mut doc_spans = Vec::with_capacity(p.segments.len());
         match config.segment_mode {
@@ -645,65 +715,123 @@ fn analyze_documents<B: Backend>(
         }
         spans.push(doc_spans);
     }
-    let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-    let options = EstimateOptions {
-        hidden: config.embeddings != EmbeddingsMode::None,
-        logits: false,
-        max_batch_tokens: config.max_batch_tokens,
-    };
-    let estimates = estimator.estimate_many(&refs, options)?;
-    if estimates.len() != sequences.len() {
-        return Err(Error::Stage("estimate count mismatch".into()));
-    }
-    let mut results = Vec::with_capacity(batch.len());
-    for (p, doc_spans) in batch.iter().zip(spans) {
-        let mut seg_results = Vec::with_capacity(p.segments.len());
-        for (segment, (seq, range)) in p.segments.iter().zip(doc_spans) {
-            let est = &estimates[seq];
-            let ids = sequences[seq][range.clone()].to_vec();
-            let entropies = est.entropies[range.clone()].to_vec();
-            let prominence = est.prominence[range.clone()].to_vec();
-            let patches = config.patcher.patch(&ids, Some(&entropies))?;
-            let hidden = est
-                .hidden
-                .as_ref()
-                .map(|h| &h[range.start * dim..range.end * dim]);
-            let embeddings = match (config.embeddings, hidden) {
-                (EmbeddingsMode::Byte, Some(h)) => Some(h.to_vec()),
-                (EmbeddingsMode::Patch, Some(h)) => Some(
-                    patches
-                        .iter()
-                        .flat_map(|r| mean_rows(h, dim, r.start..r.end.min(ids.len())))
-                        .collect(),
-                ),
-                _ => None,
-            };
-            let mut segment = segment.clone();
-            // the decoded content is in the token ids; the record does not need it twice
-            segment.decoded = None;
-            seg_results.push(SegmentResult {
-                segment,
-                ids,
-                entropies,
-                prominence,
-                patches,
-                embeddings,
-            });
+    (sequences, spans)
+}
+
+/// Turns estimated batches into document results (patches, embeddings) for the writer, in
+/// order. Returns the time it spent working.
+fn post_process(
+    dim: usize,
+    config: &IngestConfig,
+    rx: Receiver<ToPost>,
+    tx: SyncSender<ToWriter>,
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    for msg in rx {
+        let outs = match msg {
+            ToPost::Pass(msg) => vec![msg],
+            ToPost::Estimated(estimated) => {
+                let t = Instant::now();
+                let outs = assemble(dim, config, *estimated);
+                busy += t.elapsed();
+                outs
+            }
+        };
+        for out in outs {
+            if tx.send(out).is_err() {
+                return busy; // the writer stopped
+            }
         }
-        results.push(DocumentResult {
-            key: p.doc.key.clone(),
-            source_path: p.source_path.clone(),
-            bytes: p.bytes.clone(),
-            segments: seg_results,
-            dim,
-            detection: Some(DetectionSummary {
-                format: p.detection.format.name(),
-                modality: p.detection.modality().as_str().to_owned(),
-                by: p.detection.by.as_str().to_owned(),
-            }),
+    }
+    busy
+}
+
+/// Patches and embeddings of each document of an estimated batch. A document whose patching
+/// fails is that document's failure alone.
+fn assemble(dim: usize, config: &IngestConfig, estimated: Estimated) -> Vec<ToWriter> {
+    let Estimated {
+        batch,
+        sequences,
+        spans,
+        estimates,
+    } = estimated;
+    batch
+        .into_iter()
+        .zip(spans)
+        .map(|(p, doc_spans)| {
+            let metadata = p
+                .doc
+                .row_metadata()
+                .map(|m| serde_json::Value::Object(m.clone().into_iter().collect()));
+            match document_result(dim, config, &sequences, &estimates, &p, doc_spans) {
+                Ok(segments) => ToWriter::Done(
+                    Box::new(DocumentResult {
+                        key: p.doc.key.clone(),
+                        detection: Some(DetectionSummary {
+                            format: p.detection.format.name(),
+                            modality: p.detection.modality().as_str().to_owned(),
+                            by: p.detection.by.as_str().to_owned(),
+                        }),
+                        source_path: p.source_path,
+                        bytes: p.bytes,
+                        segments,
+                        dim,
+                    }),
+                    metadata,
+                ),
+                Err(e) => {
+                    let mut f = failure(&p.doc, "model", &e);
+                    f.path = p.source_path.clone();
+                    ToWriter::Failed(f, p.bytes.len() as u64)
+                }
+            }
+        })
+        .collect()
+}
+
+/// The per-segment results of one document.
+fn document_result(
+    dim: usize,
+    config: &IngestConfig,
+    sequences: &[Vec<u32>],
+    estimates: &[blt_model::SequenceEstimate],
+    p: &Prepared,
+    doc_spans: Vec<(usize, std::ops::Range<usize>)>,
+) -> Result<Vec<SegmentResult>> {
+    let mut seg_results = Vec::with_capacity(p.segments.len());
+    for (segment, (seq, range)) in p.segments.iter().zip(doc_spans) {
+        let est = &estimates[seq];
+        let ids = sequences[seq][range.clone()].to_vec();
+        let entropies = est.entropies[range.clone()].to_vec();
+        let prominence = est.prominence[range.clone()].to_vec();
+        let patches = config.patcher.patch(&ids, Some(&entropies))?;
+        let hidden = est
+            .hidden
+            .as_ref()
+            .map(|h| &h[range.start * dim..range.end * dim]);
+        let embeddings = match (config.embeddings, hidden) {
+            (EmbeddingsMode::Byte, Some(h)) => Some(h.to_vec()),
+            (EmbeddingsMode::Patch, Some(h)) => Some(
+                patches
+                    .iter()
+                    .flat_map(|r| mean_rows(h, dim, r.start..r.end.min(ids.len())))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let mut segment = segment.clone();
+        // the decoded content is in the token ids; the record does not need it twice
+        segment.decoded = None;
+        seg_results.push(SegmentResult {
+            segment,
+            ids,
+            entropies,
+            prominence,
+            patches,
+            embeddings,
         });
     }
-    Ok(results)
+    Ok(seg_results)
 }
 
 /// Path of a per-document (or per-shard) sidecar.
@@ -765,7 +893,7 @@ fn write_outputs(
     rx: Receiver<ToWriter>,
     observer: &dyn IngestObserver,
 ) -> Result<IngestStats> {
-    let mut stats = IngestStats::default();
+    let stats = IngestStats::default();
     remove_stale_sidecar_temps(&config.output_dir)?;
     let mut sink = match &config.format {
         OutputFormat::Safetensors => {
@@ -784,23 +912,36 @@ fn write_outputs(
             Sink::Entropy(EntropyShardSink::new(&config.output_dir, opts.clone())?)
         }
     };
+    if let Sink::Dir(_) = sink {
+        let threads = match config.write_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            n => n,
+        };
+        if threads > 1 {
+            return write_documents_parallel(config, rx, observer, stats, threads);
+        }
+    }
+    let mut state = SharedStats {
+        stats,
+        stop: false,
+        in_flight: BTreeSet::new(),
+    };
     for msg in rx {
-        stats.documents += 1;
         let (bytes_done, failed) = match msg {
             ToWriter::Skipped(len) => {
-                stats.skipped += 1;
+                state.stats.skipped += 1;
                 (len, None)
             }
             ToWriter::Failed(f, len) => (len, Some(f)),
             ToWriter::Done(doc, row_metadata) => {
                 let len = doc.bytes.len() as u64;
-                match write_document(config, &mut sink, &doc, row_metadata, &mut stats.files) {
+                let t = Instant::now();
+                let written =
+                    write_document(config, &mut sink, &doc, row_metadata, &mut state.stats.files);
+                state.stats.write_seconds += t.elapsed().as_secs_f64();
+                match written {
                     Ok(()) => {
-                        stats.written += 1;
-                        stats.bytes += len;
-                        stats.tokens += doc.token_count() as u64;
-                        stats.patches += doc.patch_count() as u64;
-                        count_modalities(&mut stats, &doc);
+                        count_written(&mut state.stats, &doc);
                         (len, None)
                     }
                     // A shard that failed to write has lost its open samples: stop, and let a
@@ -817,30 +958,15 @@ fn write_outputs(
                     {
                         return Err(e)
                     }
-                    Err(e) => (
-                        len,
-                        Some(DocumentFailure {
-                            key: doc.key.clone(),
-                            path: doc.source_path.clone(),
-                            stage: "write",
-                            reason: e.to_string(),
-                        }),
-                    ),
+                    Err(e) => (len, Some(write_failure(&doc, e))),
                 }
             }
         };
-        if let Some(f) = failed {
-            tracing::debug!(key = %f.key, path = ?f.path, stage = f.stage, "document failed: {}", f.reason);
-            observer.document_failed(&f);
-            stats.failed += 1;
-            stats.failures.push(f);
-            if config.fail_fast {
-                observer.document_done(&stats, bytes_done);
-                return Ok(stats); // dropping `rx` stops the other stages
-            }
+        if !state.finish(config, observer, bytes_done, failed) {
+            return Ok(state.stats); // dropping `rx` stops the other stages
         }
-        observer.document_done(&stats, bytes_done);
     }
+    let mut stats = state.stats;
     match sink {
         Sink::Shards { sink, open } => {
             if let Some(closed) = sink.finish()? {
@@ -858,6 +984,133 @@ fn write_outputs(
         Sink::Dir(_) => {}
     }
     Ok(stats)
+}
+
+/// The counts of a run and whether it must stop, shared by parallel writers.
+struct SharedStats {
+    stats: IngestStats,
+    stop: bool,
+    /// Keys being written (a key listed twice is written once at a time, never into the same
+    /// temporary file from two threads).
+    in_flight: BTreeSet<String>,
+}
+
+impl SharedStats {
+    /// Counts one finished document (written, skipped or failed) and tells the observer;
+    /// returns whether the run goes on.
+    fn finish(
+        &mut self,
+        config: &IngestConfig,
+        observer: &dyn IngestObserver,
+        bytes_done: u64,
+        failed: Option<DocumentFailure>,
+    ) -> bool {
+        let stats = &mut self.stats;
+        stats.documents += 1;
+        if let Some(f) = failed {
+            tracing::debug!(key = %f.key, path = ?f.path, stage = f.stage, "document failed: {}", f.reason);
+            observer.document_failed(&f);
+            stats.failed += 1;
+            stats.failures.push(f);
+            if config.fail_fast {
+                self.stop = true;
+            }
+        }
+        observer.document_done(stats, bytes_done);
+        !self.stop
+    }
+}
+
+/// The per-document layout written by `threads` writers at once (each document's two files are
+/// independent of every other document's). Counts are kept under one lock; `files` and
+/// `failures` are in completion order.
+fn write_documents_parallel(
+    config: &IngestConfig,
+    rx: Receiver<ToWriter>,
+    observer: &dyn IngestObserver,
+    stats: IngestStats,
+    threads: usize,
+) -> Result<IngestStats> {
+    let shared = std::sync::Mutex::new(SharedStats {
+        stats,
+        stop: false,
+        in_flight: BTreeSet::new(),
+    });
+    let done = std::sync::Condvar::new();
+    let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+    let (job_tx, job_rx) = sync_channel::<(Box<DocumentResult>, Option<serde_json::Value>)>(threads);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    std::thread::scope(|scope| -> Result<()> {
+        let mut workers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let sink = SafetensorsDirSink::new(&config.output_dir)?;
+            let (job_rx, lock, done) = (&job_rx, &lock, &done);
+            // Each worker drains the queue until it closes; once the run must stop, what is
+            // left is dropped unwritten.
+            workers.push(scope.spawn(move || {
+                let mut sink = Sink::Dir(sink);
+                loop {
+                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((doc, row_metadata)) = job else { break };
+                    if !lock().stop {
+                        let t = Instant::now();
+                        let mut files = Vec::with_capacity(2);
+                        let written =
+                            write_document(config, &mut sink, &doc, row_metadata, &mut files);
+                        let busy = t.elapsed().as_secs_f64();
+                        let mut guard = lock();
+                        guard.stats.write_seconds += busy;
+                        let failed = match written {
+                            Ok(()) => {
+                                guard.stats.files.extend(files);
+                                count_written(&mut guard.stats, &doc);
+                                None
+                            }
+                            Err(e) => Some(write_failure(&doc, e)),
+                        };
+                        let len = doc.bytes.len() as u64;
+                        guard.finish(config, observer, len, failed);
+                    }
+                    lock().in_flight.remove(&doc.key);
+                    done.notify_all();
+                }
+            }));
+        }
+        for msg in rx {
+            if lock().stop {
+                break; // dropping `rx` stops the other stages
+            }
+            match msg {
+                ToWriter::Done(doc, row_metadata) => {
+                    let mut guard = lock();
+                    while guard.in_flight.contains(&doc.key) {
+                        guard = done.wait(guard).unwrap_or_else(|e| e.into_inner());
+                    }
+                    guard.in_flight.insert(doc.key.clone());
+                    drop(guard);
+                    if job_tx.send((doc, row_metadata)).is_err() {
+                        break;
+                    }
+                }
+                ToWriter::Skipped(len) => {
+                    let mut guard = lock();
+                    guard.stats.skipped += 1;
+                    guard.finish(config, observer, len, None);
+                }
+                ToWriter::Failed(f, len) => {
+                    lock().finish(config, observer, len, Some(f));
+                }
+            }
+        }
+        drop(job_tx);
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| Error::Stage("a writer thread panicked".into()))?;
+        }
+        Ok(())
+    })?;
+    Ok(shared.into_inner().unwrap_or_else(|e| e.into_inner()).stats)
 }
 
 /// Removes temporary files a killed run left behind (one writer per output folder).
@@ -959,6 +1212,25 @@ fn rebuild_missing_shard_sidecars(config: &IngestConfig, opts: &ShardOptions) ->
         write_sidecar(&sidecar, &docs, config)?;
     }
     Ok(())
+}
+
+/// Counts a written document.
+fn count_written(stats: &mut IngestStats, doc: &DocumentResult) {
+    stats.written += 1;
+    stats.bytes += doc.bytes.len() as u64;
+    stats.tokens += doc.token_count() as u64;
+    stats.patches += doc.patch_count() as u64;
+    count_modalities(stats, doc);
+}
+
+/// A document whose outputs could not be written.
+fn write_failure(doc: &DocumentResult, e: Error) -> DocumentFailure {
+    DocumentFailure {
+        key: doc.key.clone(),
+        path: doc.source_path.clone(),
+        stage: "write",
+        reason: e.to_string(),
+    }
 }
 
 fn count_modalities(stats: &mut IngestStats, doc: &DocumentResult) {
