@@ -175,6 +175,42 @@ pub(crate) fn rms_norm<B: Backend>(
     })
 }
 
+/// Whether `add_rms_norm` runs its fused kernel (`BLT_KERNELS_FUSED_ADD_NORM=0`: the backend's
+/// add, then the RMSNorm kernel, to compare).
+fn fused_add_norm() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BLT_KERNELS_FUSED_ADD_NORM").as_deref() != Ok("0"))
+}
+
+pub(crate) fn add_rms_norm<B: Backend>(
+    x: Tensor<B, 3>,
+    delta: Tensor<B, 3>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    if !fused_add_norm() {
+        let sum = x + delta;
+        return (sum.clone(), rms_norm(sum, weight, eps));
+    }
+    type Pair<P> = (P, P);
+    let fused: Option<Result<Pair<B::FloatTensorPrimitive>, String>> = on_cube!(B, |R| {
+        let t = to_cube::<_, R>(float(x.clone()));
+        let d = to_cube::<_, R>(float(delta.clone()));
+        let w = to_cube::<_, R>(float(weight.clone()));
+        crate::cube::add_rms_norm::<R>(t, d, w, eps).map(|(s, y)| {
+            (
+                from_cube::<B::FloatTensorPrimitive, R>(s),
+                from_cube::<B::FloatTensorPrimitive, R>(y),
+            )
+        })
+    });
+    or_reference::<B, _>(
+        "add_rms_norm",
+        fused.map(|r| r.map(|(s, y)| (wrap(s), wrap(y)))),
+        || reference::add_rms_norm(x, delta, weight, eps),
+    )
+}
+
 pub(crate) fn swiglu<B: Backend>(gate: Tensor<B, 3>, up: Tensor<B, 3>) -> Tensor<B, 3> {
     let fused: Option<Result<B::FloatTensorPrimitive, String>> = on_cube!(B, |R| {
         let g = to_cube::<_, R>(float(gate.clone()));

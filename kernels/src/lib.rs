@@ -53,6 +53,18 @@ pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 1>, eps: f64) -> 
     dispatch::rms_norm(x, weight, eps)
 }
 
+/// A residual add and the RMSNorm after it: returns `(x + delta, rms_norm(x + delta))`, the
+/// sum in `x`'s dtype (the residual stream) and its norm as [`rms_norm`] computes it. One pass
+/// over each row on CubeCL backends (the sum is not read back from memory by a second kernel).
+pub fn add_rms_norm<B: Backend>(
+    x: Tensor<B, 3>,
+    delta: Tensor<B, 3>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    dispatch::add_rms_norm(x, delta, weight, eps)
+}
+
 /// The SwiGLU gate `silu(gate) ⊙ up`, computed in f32 and rounded once to the inputs' dtype.
 pub fn swiglu<B: Backend>(gate: Tensor<B, 3>, up: Tensor<B, 3>) -> Tensor<B, 3> {
     dispatch::swiglu(gate, up)

@@ -33,6 +33,17 @@ pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 1>, eps: f64) -> 
     (x / rms * weight).cast(dtype)
 }
 
+/// See [`crate::add_rms_norm`].
+pub fn add_rms_norm<B: Backend>(
+    x: Tensor<B, 3>,
+    delta: Tensor<B, 3>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    let sum = x + delta;
+    (sum.clone(), rms_norm(sum, weight, eps))
+}
+
 /// See [`crate::swiglu`].
 pub fn swiglu<B: Backend>(gate: Tensor<B, 3>, up: Tensor<B, 3>) -> Tensor<B, 3> {
     let dtype = gate.dtype();

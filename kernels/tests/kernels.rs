@@ -144,6 +144,25 @@ fn check_rms_norm<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
     }
 }
 
+/// The fused residual add + norm: the sum (the residual stream) and the norm of that sum.
+fn check_add_rms_norm<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
+    for (i, shape) in ROW_SHAPES.into_iter().enumerate() {
+        let x = tensor::<B, 3>(shape, 60 + i as u64, 3.0, dtype, device);
+        let d = tensor::<B, 3>(shape, 70 + i as u64, 1.0, dtype, device);
+        let w = tensor::<B, 1>([shape[2]], 80 + i as u64, 1.5, dtype, device);
+        let (sum, normed) = blt_kernels::add_rms_norm(x.clone(), d.clone(), w.clone(), 1e-5);
+        let (cpu_sum, cpu_normed) =
+            reference::add_rms_norm(on_cpu(&x), on_cpu(&d), on_cpu(&w), 1e-5);
+        let (want_sum, want_normed) = reference::add_rms_norm(x, d, w, 1e-5);
+        let what = format!("add_rms_norm {shape:?} {dtype:?}");
+        let (sum, normed) = (host(sum), host(normed));
+        assert_close_to_cpu(&what, &sum, &host(want_sum), &host(cpu_sum), 0.0);
+        let (want_normed, cpu_normed) = (host(want_normed), host(cpu_normed));
+        assert_close_to_cpu(&what, &normed, &want_normed, &cpu_normed, tol);
+        assert_close(&what, &normed, &want_normed, tol);
+    }
+}
+
 fn check_swiglu<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
     for (i, shape) in ROW_SHAPES.into_iter().enumerate() {
         let g = tensor::<B, 3>(shape, 40 + i as u64, 6.0, dtype, device);
@@ -501,6 +520,7 @@ fn cpu_backend_kernels_equal_references() {
     check_entropy::<Cpu>(&device, DType::F32, 0.0);
     check_softmax::<Cpu>(&device, DType::F32, 0.0);
     check_rms_norm::<Cpu>(&device, DType::F32, 0.0);
+    check_add_rms_norm::<Cpu>(&device, DType::F32, 0.0);
     check_swiglu::<Cpu>(&device, DType::F32, 0.0);
     check_prominence_coherence::<Cpu>(&device, DType::F32, 0.0);
     check_rope::<Cpu>(&device, DType::F32, 0.0);
@@ -519,6 +539,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
     check_entropy::<B>(device, DType::F32, 2e-5);
     check_softmax::<B>(device, DType::F32, 2e-6);
     check_rms_norm::<B>(device, DType::F32, 2e-5);
+    check_add_rms_norm::<B>(device, DType::F32, 2e-5);
     check_swiglu::<B>(device, DType::F32, 2e-5);
     check_prominence_coherence::<B>(device, DType::F32, 2e-5);
     check_rope::<B>(device, DType::F32, 2e-5);
@@ -533,6 +554,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
             check_entropy::<B>(device, half, 2e-4);
             check_softmax::<B>(device, half, 1e-2);
             check_rms_norm::<B>(device, half, 0.05);
+            check_add_rms_norm::<B>(device, half, 0.05);
             check_swiglu::<B>(device, half, 0.1);
             check_prominence_coherence::<B>(device, half, 2e-4);
             check_rope::<B>(device, half, 0.05);

@@ -39,6 +39,25 @@ impl<B: Backend> RmsNorm<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         blt_kernels::rms_norm(x, self.weight.val(), self.eps)
     }
+
+    /// Adds `delta` to the residual stream `x` and normalises the sum: `(x + delta,
+    /// norm(x + delta))`, one fused kernel on CubeCL backends (see
+    /// [`blt_kernels::add_rms_norm`]).
+    pub fn add_forward(&self, x: Tensor<B, 3>, delta: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        blt_kernels::add_rms_norm(x, delta, self.weight.val(), self.eps)
+    }
+
+    /// [`Self::add_forward`] when there is a `delta`, [`Self::forward`] otherwise.
+    fn maybe_add_forward(
+        &self,
+        x: Tensor<B, 3>,
+        delta: Option<Tensor<B, 3>>,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        match delta {
+            Some(d) => self.add_forward(x, d),
+            None => (x.clone(), self.forward(x)),
+        }
+    }
 }
 
 /// Multi-head attention with rotary embeddings (`wq`, `wk`, `wv`, `wo`, no biases).
@@ -177,17 +196,21 @@ impl<B: Backend> TransformerBlock<B> {
         }
     }
 
+    /// `x + pending` is the block's input (`pending`: the previous block's feed-forward output,
+    /// not yet added, so that the add is fused with this block's first norm). Returns
+    /// `(h, f)`: the block's output is `h + f`, left for the next norm to add.
     fn forward(
         &self,
         x: Tensor<B, 3>,
+        pending: Option<Tensor<B, 3>>,
         rope: &RotaryEmbedding<B>,
         plan: &AttentionPlan<B>,
-    ) -> Tensor<B, 3> {
-        let h = x.clone()
-            + self
-                .attention
-                .forward(self.attention_norm.forward(x), rope, plan);
-        h.clone() + self.feed_forward.forward(self.ffn_norm.forward(h))
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let (x, normed) = self.attention_norm.maybe_add_forward(x, pending);
+        let attended = self.attention.forward(normed, rope, plan);
+        let (h, normed) = self.ffn_norm.add_forward(x, attended);
+        let f = self.feed_forward.forward(normed);
+        (h, f)
     }
 }
 
@@ -286,11 +309,16 @@ impl<B: Backend> EntropyModel<B> {
         plan: &AttentionPlan<B>,
     ) -> ForwardOutput<B> {
         let mut h = self.tok_embeddings.forward(tokens);
+        // Each block's last residual add is done by the next norm (fused with it).
+        let mut pending = None;
         for (i, layer) in self.layers.iter().enumerate() {
             let _span = tracing::trace_span!("block", layer = i).entered();
-            h = layer.forward(h, rope, plan);
+            let (x, f) = layer.forward(h, pending, rope, plan);
+            h = x;
+            pending = Some(f);
         }
-        let logits = linear(&self.output, self.norm.forward(h.clone()));
+        let (h, normed) = self.norm.maybe_add_forward(h, pending);
+        let logits = linear(&self.output, normed);
         ForwardOutput { logits, hidden: h }
     }
 

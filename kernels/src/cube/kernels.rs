@@ -219,6 +219,53 @@ pub(super) fn rms_norm_kernel<F: Float>(
     }
 }
 
+/// The residual add and the norm after it in one pass over the row: `s = x + d` in `F` (the
+/// residual stream, written to `sum`), then `y = s · (mean(s²) + eps)^-½ · w` in f32, rounded
+/// once to `F`. Each thread reads back only the elements of `sum` it wrote itself.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add_rms_norm_kernel<F: Float>(
+    x: &Tensor<F>,
+    delta: &Tensor<F>,
+    weight: &Tensor<F>,
+    sum: &mut Tensor<F>,
+    out: &mut Tensor<F>,
+    rows: usize,
+    width: usize,
+    eps: f32,
+    #[comptime] threads: usize,
+    #[comptime] rows_per_cube: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let mut smem = SharedMemory::<f32>::new(threads * rows_per_cube);
+    let row = row_index();
+    let lane = UNIT_POS_X as usize;
+    let valid = row < rows;
+    let start = row * width;
+
+    let mut acc = f32::new(0.0);
+    if valid {
+        let mut i = lane;
+        while i < width {
+            let s = x[start + i] + delta[start + i];
+            sum[start + i] = s;
+            let v = f32::cast_from(s);
+            acc += v * v;
+            i += threads;
+        }
+    }
+    let ss = row_sum(acc, &mut smem, threads);
+    let inv = f32::new(1.0) / f32::sqrt(ss / f32::cast_from(width) + eps);
+    if valid {
+        let mut i = lane;
+        while i < width {
+            let v = f32::cast_from(sum[start + i]) * inv * f32::cast_from(weight[i]);
+            out[start + i] = F::cast_from(v);
+            i += threads;
+        }
+    }
+}
+
 /// `silu(g) · u = g / (1 + e^-g) · u`, in f32, rounded once to `F`. The output is compact
 /// rows of `width`; the inputs' rows start every `gate_stride` / `up_stride` elements. Each
 /// thread takes `per_thread` elements, `stride` apart (independent loads in flight).

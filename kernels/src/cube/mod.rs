@@ -228,6 +228,52 @@ pub(crate) fn rms_norm<R: CubeRuntime>(
     Ok(out)
 }
 
+/// `(x + delta, rms_norm(x + delta))`: the residual add and the norm after it in one pass.
+pub(crate) fn add_rms_norm<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    delta: CubeTensor<R>,
+    weight: CubeTensor<R>,
+    eps: f64,
+) -> Result<(CubeTensor<R>, CubeTensor<R>), String> {
+    if !is_float(x.dtype) || delta.dtype != x.dtype || weight.dtype != x.dtype {
+        return Err(format!(
+            "unsupported dtypes {:?} (input), {:?} (delta), {:?} (weight)",
+            x.dtype, delta.dtype, weight.dtype
+        ));
+    }
+    let dims = shape_of(&x);
+    if shape_of(&delta) != dims {
+        return Err(format!("delta {:?} for input {dims:?}", shape_of(&delta)));
+    }
+    let x = into_contiguous(x);
+    let delta = into_contiguous(delta);
+    let weight = into_contiguous(weight);
+    let (rows, width) = rows_and_width(&dims);
+    let sum = empty(&x, &dims, x.dtype);
+    let out = empty(&x, &dims, x.dtype);
+    let (count, dim) = row_grid(rows);
+    let dtype = x.dtype;
+    unsafe {
+        kernels::add_rms_norm_kernel::launch_unchecked(
+            &x.client.clone(),
+            count,
+            dim,
+            x.into_tensor_arg(),
+            delta.into_tensor_arg(),
+            weight.into_tensor_arg(),
+            sum.clone().into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            rows,
+            width,
+            eps as f32,
+            ROW_THREADS,
+            ROWS_PER_CUBE,
+            dtype.into(),
+        );
+    }
+    Ok((sum, out))
+}
+
 /// `silu(gate) ⊙ up`, elementwise.
 pub(crate) fn swiglu<R: CubeRuntime>(
     gate: CubeTensor<R>,
