@@ -72,6 +72,22 @@ fn bench_backend<B: Backend>(c: &mut Criterion, device: B::Device, label: &str) 
         })
     });
 
+    // The residual add and the norm after it: two inputs read, the sum and its norm written.
+    let d = random::<B, 3>([b, s, 768], dtype, &device);
+    group.throughput(Throughput::Bytes(4 * n * 768 * esize));
+    group.bench_function("add_rms_norm/fused", |bench| {
+        bench.iter(|| {
+            let _ = blt_kernels::add_rms_norm(x.clone(), d.clone(), w.clone(), 1e-5);
+            sync()
+        })
+    });
+    group.bench_function("add_rms_norm/reference", |bench| {
+        bench.iter(|| {
+            let _ = blt_kernels::reference::add_rms_norm(x.clone(), d.clone(), w.clone(), 1e-5);
+            sync()
+        })
+    });
+
     let g = random::<B, 3>([b, s, 2048], dtype, &device);
     let u = random::<B, 3>([b, s, 2048], dtype, &device);
     group.throughput(Throughput::Bytes(3 * n * 2048 * esize));

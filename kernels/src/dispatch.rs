@@ -131,7 +131,9 @@ macro_rules! on_cube {
 
 /// Converts a backend primitive into runtime `R`'s CubeCL tensor (the caller checked the type).
 #[cfg(feature = "cube")]
-pub(crate) fn to_cube<P: 'static, R: burn_cubecl::CubeRuntime>(p: P) -> burn_cubecl::tensor::CubeTensor<R> {
+pub(crate) fn to_cube<P: 'static, R: burn_cubecl::CubeRuntime>(
+    p: P,
+) -> burn_cubecl::tensor::CubeTensor<R> {
     cast(p).unwrap_or_else(|_| unreachable!("checked by is_cube"))
 }
 

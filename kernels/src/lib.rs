@@ -16,7 +16,7 @@ pub mod reference;
 
 pub use dispatch::{fallback_count, fused_runtime};
 pub use local::LocalAttention;
-pub use readback::{read_f32_async, PendingRead};
+pub use readback::{read_async, read_f32_async, PendingRead};
 
 /// The CubeCL backends on which the kernels run (no fusion layer: the kernels replace it).
 pub mod backends {

@@ -185,8 +185,8 @@ impl LocalAttention {
     ) -> Tensor<B, 5, Bool> {
         let (n, l, kl) = (self.blocks, self.block_len, self.key_len);
         let q0 = self.query_start as i64;
-        let block_start = Tensor::<B, 1, Int>::arange_step(q0..q0 + (n * l) as i64, l, device)
-            .reshape([n, 1, 1]);
+        let block_start =
+            Tensor::<B, 1, Int>::arange_step(q0..q0 + (n * l) as i64, l, device).reshape([n, 1, 1]);
         let q = block_start.clone()
             + Tensor::<B, 1, Int>::arange(0..l as i64, device).reshape([1, l, 1]);
         let off = self.key_offset as i64;
@@ -301,7 +301,10 @@ mod tests {
                 }
             }
             assert_eq!(next, seq);
-            assert!(scores * 4 <= seq * seq * 3, "{seq} {window:?}: {scores} scores");
+            assert!(
+                scores * 4 <= seq * seq * 3,
+                "{seq} {window:?}: {scores} scores"
+            );
         }
     }
 }

@@ -34,18 +34,27 @@ impl std::fmt::Debug for PendingRead {
             State::Queued(_) => "queued",
             State::Ready(_) => "ready",
         };
-        f.debug_struct("PendingRead").field("state", &state).finish()
+        f.debug_struct("PendingRead")
+            .field("state", &state)
+            .finish()
     }
 }
 
 impl PendingRead {
-    /// Waits for the copy and returns the values.
-    pub fn wait(self) -> Result<Vec<f32>, String> {
-        let data = match self.state {
-            State::Ready(data) => data?,
+    /// Waits for the copy and returns the data as read, in the tensor's dtype (on CubeCL
+    /// backends its bytes are the pinned buffer the device copied into: view them with
+    /// `TensorData::as_slice` instead of copying them out).
+    pub fn wait_data(self) -> Result<TensorData, String> {
+        match self.state {
+            State::Ready(data) => data,
             #[cfg(feature = "cube")]
-            State::Queued(fut) => cubecl::future::block_on(fut)?,
-        };
+            State::Queued(fut) => cubecl::future::block_on(fut),
+        }
+    }
+
+    /// Waits for the copy and returns the values as f32.
+    pub fn wait(self) -> Result<Vec<f32>, String> {
+        let data = self.wait_data()?;
         let data = if data.dtype == DType::F32 {
             data
         } else {
@@ -55,9 +64,8 @@ impl PendingRead {
     }
 }
 
-/// Starts reading a float tensor back to the host as f32 (cast on the device: converting a
-/// large half-precision tensor on the host costs more than the bytes it saves on the bus); see
-/// the module documentation.
+/// Starts reading a float tensor back to the host as f32 (cast on the device); see the module
+/// documentation.
 ///
 /// On CubeCL backends the copy is enqueued now and the returned value waits for it; elsewhere
 /// the tensor is read before this returns.
@@ -67,6 +75,13 @@ pub fn read_f32_async<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Pendi
     } else {
         tensor.cast(DType::F32)
     };
+    read_async(tensor)
+}
+
+/// Starts reading a tensor back to the host in its own dtype (a half-precision tensor crosses
+/// the bus at half the bytes; [`PendingRead::wait_data`] returns it as it is, for the caller to
+/// widen while it copies the values where they go).
+pub fn read_async<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> PendingRead {
     #[cfg(feature = "cube")]
     if let Some(fut) = on_cube_read::<B, D>(&tensor) {
         return PendingRead {

@@ -8,8 +8,10 @@
 #   kernels-test.gz  `cargo test --release --no-run -p blt-kernels --test kernels --features cuda`
 #   parity-test.gz   `cargo test --release --no-run -p blt-model --test parity --features cuda`
 #   forward.gz       `cargo bench --no-run -p blt-model --bench forward --features blt-model/cuda`
-# (CUDARC_CUDA_VERSION=13000 for driver 580). Environment: STEPS ("tests bench torch"),
-# DTYPES ("f32 bf16"), SHAPES (32x512,8x4096). Run from the repository root.
+# (CUDARC_CUDA_VERSION=13000 for driver 580). Environment: STEPS ("tests bench torch", run in that order),
+# DTYPES ("f32 bf16"), SHAPES (32x512,8x4096), TEST_TIMEOUT (300), TORCH_BUDGET_S (150),
+# TORCH_TIMEOUT (240); STEPS may add "ab" (the bench with the fused add + norm off).
+# Run from the repository root.
 set -u
 bin=${1:?usage: gpu-check.sh BIN OUT}
 out=${2:?usage: gpu-check.sh BIN OUT}
@@ -24,15 +26,15 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 git rev-parse --short HEAD 2>/dev/null | tee "$out/commit.txt"
 steps=${STEPS:-tests bench torch}
 shapes=${SHAPES:-32x512,8x4096}
-if [[ $steps == *tests* ]]; then
-  timeout 300 /tmp/blt-bin/kernels-test --test-threads 1 > "$out/kernels-test.log" 2>&1
+tests() {
+  timeout ${TEST_TIMEOUT:-300} /tmp/blt-bin/kernels-test --test-threads 1 > "$out/kernels-test.log" 2>&1
   echo "kernel tests: exit $?; $(grep -E '^test result' "$out/kernels-test.log" | tail -n 1)"
-  BLT_MODEL_FIXTURES=$PWD/crates/blt-model/tests/fixtures timeout 300 /tmp/blt-bin/parity-test \
+  BLT_MODEL_FIXTURES=$PWD/crates/blt-model/tests/fixtures timeout ${TEST_TIMEOUT:-300} /tmp/blt-bin/parity-test \
     --test-threads 1 --nocapture > "$out/parity-test.log" 2>&1
   echo "parity tests: exit $?; $(grep -E '^test result' "$out/parity-test.log" | tail -n 1)"
   grep -E "agreement|worst|FAILED|panicked" "$out/parity-test.log" | head -n 12
-fi
-if [[ $steps == *bench* ]]; then
+}
+bench() {
   for dt in ${DTYPES:-f32 bf16}; do
     BLT_BENCH_DEVICE=cuda BLT_BENCH_DTYPE=$dt BLT_BENCH_SHAPES=$shapes BLT_BENCH_ESTIMATE=1 \
       CRITERION_HOME="$out/criterion" timeout 300 /tmp/blt-bin/forward --bench \
@@ -40,10 +42,20 @@ if [[ $steps == *bench* ]]; then
     echo "forward $dt: exit $?"
     grep -E "^model/|thrpt:" "$out/forward-$dt.log" | paste - - | sed 's/  */ /g'
   done
-fi
-if [[ $steps == *torch* ]]; then
-  OUT="$out" TORCH_SHAPES=$shapes TORCH_BUDGET_S=150 timeout 240 python3 bench/torch_entropy_baseline.py model \
+}
+# The fused residual add + norm off, to compare (same call; first shape only).
+ab() {
+  for dt in ${DTYPES:-f32 bf16}; do
+    BLT_KERNELS_FUSED_ADD_NORM=0 BLT_BENCH_DEVICE=cuda BLT_BENCH_DTYPE=$dt BLT_BENCH_SHAPES=${shapes%%,*} \
+      CRITERION_HOME="$out/criterion-ab" timeout 120 /tmp/blt-bin/forward --bench > "$out/forward-ab-$dt.log" 2>&1
+    echo "forward $dt, BLT_KERNELS_FUSED_ADD_NORM=0: exit $?"
+    grep -E "^model/|thrpt:" "$out/forward-ab-$dt.log" | paste - - | sed 's/  */ /g'
+  done
+}
+torch() {
+  OUT="$out" TORCH_SHAPES=$shapes TORCH_DTYPES=$(echo ${DTYPES:-f32 bf16} | tr ' ' ,) TORCH_BUDGET_S=${TORCH_BUDGET_S:-150} timeout ${TORCH_TIMEOUT:-240} python3 bench/torch_entropy_baseline.py model \
     > "$out/torch.log" 2>&1
   echo "torch: exit $?"
   grep RESULT "$out/torch.log" || tail -n 5 "$out/torch.log"
-fi
+}
+for step in $steps; do "$step"; done

@@ -329,6 +329,52 @@ fn kill_and_resume(extra: &[&str]) {
     }
 }
 
+/// Several writer threads write what one writes, byte for byte; a file listed twice is written
+/// once at a time (never two threads into one temporary file); the run's stage times are there.
+#[test]
+fn parallel_writers_write_what_one_writer_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_corpus(&tmp.path().join("corpus"), 60);
+    let model = model();
+    for (out, threads) in [("one", "1"), ("many", "4")] {
+        let o = run(
+            &ingest_args(out, &["--write-threads", threads], &model),
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let (mut one, mut many) = (
+        tree(&tmp.path().join("one")),
+        tree(&tmp.path().join("many")),
+    );
+    let run_json: serde_json::Value = serde_json::from_slice(&many["run.json"]).unwrap();
+    let stats = &run_json["stats"];
+    assert_eq!(stats["written"], 60);
+    for key in [
+        "model_seconds",
+        "model_blocked_seconds",
+        "postprocess_seconds",
+        "write_seconds",
+    ] {
+        assert!(
+            stats[key]
+                .as_f64()
+                .is_some_and(|s| s > 0.0 || key == "model_blocked_seconds"),
+            "{key}: {stats}"
+        );
+    }
+    assert_eq!(stats["files"].as_array().map(Vec::len), Some(120));
+    one.remove("run.json");
+    many.remove("run.json");
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        many.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &one {
+        assert!(v == &many[k], "{k} differs between one writer and four");
+    }
+}
+
 #[test]
 fn killed_run_resumes_to_identical_outputs() {
     kill_and_resume(&["--embeddings", "none"]);

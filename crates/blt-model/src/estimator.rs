@@ -226,18 +226,20 @@ impl<B: Backend> EntropyEstimator<B> {
             seq,
             entropies: blt_kernels::read_f32_async(entropies),
             prominence: blt_kernels::read_f32_async(prominence),
+            // in the model's dtype: half the bytes over the bus in bf16, widened while filed
             hidden: options
                 .hidden
-                .then(|| blt_kernels::read_f32_async(out.hidden.clone())),
+                .then(|| blt_kernels::read_async(out.hidden.clone())),
             logits: options
                 .logits
-                .then(|| blt_kernels::read_f32_async(out.logits.clone())),
+                .then(|| blt_kernels::read_async(out.logits.clone())),
         }
     }
 
-    /// Waits for a launched batch's copies and files its rows into `results`.
+    /// Waits for a launched batch's copies and files its rows into `results`, straight from the
+    /// buffers the device copied into (one pass per value, widened to f32 on the way).
     fn collect_batch(&self, batch: InFlight<'_>, results: &mut [SequenceEstimate]) -> Result<()> {
-        let read = |r: blt_kernels::PendingRead| r.wait().map_err(Error::Readback);
+        let read = |r: blt_kernels::PendingRead| r.wait_data().map_err(Error::Readback);
         let seq = batch.seq;
         let entropies = read(batch.entropies)?;
         let prominence = read(batch.prominence)?;
@@ -245,21 +247,60 @@ impl<B: Backend> EntropyEstimator<B> {
         let logits = batch.logits.map(read).transpose()?;
 
         let (dim, vocab) = (self.config.dim, self.config.vocab_size);
+        let entropies = Rows::of(&entropies, 1)?;
+        let prominence = Rows::of(&prominence, 1)?;
+        let hidden = hidden.as_ref().map(|h| Rows::of(h, dim)).transpose()?;
+        let logits = logits.as_ref().map(|l| Rows::of(l, vocab)).transpose()?;
         for (r, (d, w)) in batch.batch.iter().enumerate() {
-            let len = w.len();
+            // row r of the batch, its first w.len() positions
+            let at = r * seq..r * seq + w.len();
             let res = &mut results[*d];
-            res.entropies[w.clone()].copy_from_slice(&entropies[r * seq..r * seq + len]);
-            res.prominence[w.clone()].copy_from_slice(&prominence[r * seq..r * seq + len]);
+            entropies.copy(at.clone(), &mut res.entropies[w.clone()]);
+            prominence.copy(at.clone(), &mut res.prominence[w.clone()]);
             if let (Some(dst), Some(src)) = (res.hidden.as_mut(), hidden.as_ref()) {
-                dst[w.start * dim..w.end * dim]
-                    .copy_from_slice(&src[r * seq * dim..(r * seq + len) * dim]);
+                src.copy(at.clone(), &mut dst[w.start * dim..w.end * dim]);
             }
             if let (Some(dst), Some(src)) = (res.logits.as_mut(), logits.as_ref()) {
-                dst[w.start * vocab..w.end * vocab]
-                    .copy_from_slice(&src[r * seq * vocab..(r * seq + len) * vocab]);
+                src.copy(at, &mut dst[w.start * vocab..w.end * vocab]);
             }
         }
         Ok(())
+    }
+}
+
+/// A read-back `[positions, width]` buffer viewed in place, in its dtype.
+enum Rows<'a> {
+    F32(&'a [f32], usize),
+    Bf16(&'a [burn::tensor::bf16], usize),
+    F16(&'a [burn::tensor::f16], usize),
+}
+
+impl<'a> Rows<'a> {
+    fn of(data: &'a burn::tensor::TensorData, width: usize) -> Result<Self> {
+        let bad = |e| Error::Readback(format!("{e:?}"));
+        Ok(match data.dtype {
+            DType::F32 => Self::F32(data.as_slice().map_err(bad)?, width),
+            DType::BF16 => Self::Bf16(data.as_slice().map_err(bad)?, width),
+            DType::F16 => Self::F16(data.as_slice().map_err(bad)?, width),
+            other => return Err(Error::Readback(format!("unexpected dtype {other:?}"))),
+        })
+    }
+
+    /// Copies positions `at` (each `width` values) into `dst`, as f32.
+    fn copy(&self, at: std::ops::Range<usize>, dst: &mut [f32]) {
+        match self {
+            Self::F32(v, w) => dst.copy_from_slice(&v[at.start * w..at.end * w]),
+            Self::Bf16(v, w) => {
+                for (o, x) in dst.iter_mut().zip(&v[at.start * w..at.end * w]) {
+                    *o = x.to_f32();
+                }
+            }
+            Self::F16(v, w) => {
+                for (o, x) in dst.iter_mut().zip(&v[at.start * w..at.end * w]) {
+                    *o = x.to_f32();
+                }
+            }
+        }
     }
 }
 

@@ -43,7 +43,11 @@ impl<B: Backend> RmsNorm<B> {
     /// Adds `delta` to the residual stream `x` and normalises the sum: `(x + delta,
     /// norm(x + delta))`, one fused kernel on CubeCL backends (see
     /// [`blt_kernels::add_rms_norm`]).
-    pub fn add_forward(&self, x: Tensor<B, 3>, delta: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    pub fn add_forward(
+        &self,
+        x: Tensor<B, 3>,
+        delta: Tensor<B, 3>,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
         blt_kernels::add_rms_norm(x, delta, self.weight.val(), self.eps)
     }
 

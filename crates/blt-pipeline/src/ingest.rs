@@ -301,7 +301,8 @@ pub fn ingest<B: Backend>(
     let (mut stats, times, post_busy) =
         std::thread::scope(|scope| -> Result<(IngestStats, ModelTimes, Duration)> {
             let reader = scope.spawn(|| read_documents(stream, &complete, config, load_tx));
-            let post = scope.spawn(|| post_process(estimator.config().dim, config, post_rx, write_tx));
+            let post =
+                scope.spawn(|| post_process(estimator.config().dim, config, post_rx, write_tx));
             let writer = scope.spawn(|| write_outputs(config, write_rx, observer));
             let times = run_model(estimator, config, load_rx, post_tx);
             // The reader ends when its channel closes; its result carries nothing.
@@ -645,7 +646,10 @@ fn estimate_batch<B: Backend>(
     let (sequences, spans) = model_sequences(config, &batch);
     let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
     let options = EstimateOptions {
-        hidden: config.embeddings != EmbeddingsMode::None,
+        // Arrow/Parquet entropy shards hold no embeddings: never read hidden states back for
+        // them (for a 1 GB document that would be 1 GB × dim floats on the host).
+        hidden: config.embeddings != EmbeddingsMode::None
+            && !matches!(config.format, OutputFormat::EntropyShards(_)),
         logits: false,
         max_batch_tokens: config.max_batch_tokens,
     };
@@ -936,8 +940,13 @@ fn write_outputs(
             ToWriter::Done(doc, row_metadata) => {
                 let len = doc.bytes.len() as u64;
                 let t = Instant::now();
-                let written =
-                    write_document(config, &mut sink, &doc, row_metadata, &mut state.stats.files);
+                let written = write_document(
+                    config,
+                    &mut sink,
+                    &doc,
+                    row_metadata,
+                    &mut state.stats.files,
+                );
                 state.stats.write_seconds += t.elapsed().as_secs_f64();
                 match written {
                     Ok(()) => {
@@ -1038,7 +1047,8 @@ fn write_documents_parallel(
     });
     let done = std::sync::Condvar::new();
     let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
-    let (job_tx, job_rx) = sync_channel::<(Box<DocumentResult>, Option<serde_json::Value>)>(threads);
+    let (job_tx, job_rx) =
+        sync_channel::<(Box<DocumentResult>, Option<serde_json::Value>)>(threads);
     let job_rx = std::sync::Mutex::new(job_rx);
     std::thread::scope(|scope| -> Result<()> {
         let mut workers = Vec::with_capacity(threads);
