@@ -2,7 +2,7 @@
 # Measures `blt ingest` on a GPU host: GPU memory and utilisation (nvidia-smi every 100 ms) and
 # the run's own stage times (run.json) while it ingests
 #   small — SMALL_N text documents of 2–8 KB (safetensors + sidecar per document, patch
-#           embeddings: the default output),
+#           embeddings: the default output; small-none: the same without embeddings),
 #   big   — one BIG_MB text document (safetensors + sidecar, --embeddings none),
 # with random weights of the released model's shape (made here by random_full_size_checkpoint.py;
 # needs python3 + torch), their threshold calibrated on the held-out sample for a mean patch of
@@ -14,7 +14,7 @@
 #
 # BLT: a blt binary built with `--features cuda`; OUT: a folder for the logs. Environment:
 # BIG_MB (24), SMALL_N (3000), HUGE_MB (1024), INGEST_TIMEOUT seconds per run (150),
-# HUGE_TIMEOUT (420), MODEL_DIR (/tmp/blt-full), CASES ("small big huge").
+# HUGE_TIMEOUT (420), MODEL_DIR (/tmp/blt-full), CASES ("small big huge"; also small-none).
 # Run from the repository root (the inputs are made from the built-in model's held-out text).
 set -u
 blt=${1:?usage: gpu-ingest-measure.sh BLT OUT [ingest args...]}
@@ -51,6 +51,7 @@ for case in ${CASES:-small big huge}; do
   limit=${INGEST_TIMEOUT:-150}
   case $case in
     small) args=(--model "$model" --input /tmp/blt-in/small) ;;
+    small-none) args=(--model "$model" --input /tmp/blt-in/small --embeddings none) ;;
     big) args=(--model "$model" --file /tmp/blt-in/big.txt --embeddings none) ;;
     huge) [ "${HUGE_MB:-1024}" -gt 0 ] || continue
           args=(--file /tmp/blt-in/huge.txt --format arrow --max-batch-tokens 65536)
