@@ -64,9 +64,12 @@ for case in ${CASES:-small big huge}; do
   python3 -c 'import resource, subprocess, sys
 r = subprocess.run(sys.argv[2:]).returncode
 open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-sys.exit(r)' "$out/rss-$case.txt" timeout "$limit" "$blt" ingest --device cuda --dtype bf16 \
+sys.exit(r)' "$out/rss-$case.txt" env BLT_LOG=${BLT_LOG:-blt_model::estimator=debug} timeout "$limit" "$blt" ingest --device cuda --dtype bf16 \
     "${args[@]}" --output /tmp/blt-out-$case --no-progress "$@" > "$out/ingest-$case.log" 2>&1
   echo "$case: exit $? (124: stopped at the time limit); output $(du -sh /tmp/blt-out-$case | cut -f1); peak host RSS $(($(cat "$out/rss-$case.txt") / 1024)) MiB"
+  # how far the model got (the estimator logs the positions it has filed, at debug level)
+  grep "positions filed" "$out/ingest-$case.log" | tail -n 1 | sed 's/^/  last: /'
+  gzip -f "$out/ingest-$case.log"
   kill $smi
   [ -f /tmp/blt-out-$case/run.json ] && cp /tmp/blt-out-$case/run.json "$out/run-$case.json" && python3 -c "
 import json; s = json.load(open('/tmp/blt-out-$case/run.json'))['stats']
@@ -78,3 +81,5 @@ m = [float(r[0]) for r in rows]; u = [float(r[1]) for r in rows]; q = max(1, len
 print('  GPU memory peak %.0f MiB (first quarter %.0f, last quarter %.0f); busy in %.1f%% of %d samples, mean utilisation %.1f%%'
       % (max(m), max(m[:q]), max(m[-q:]), 100 * sum(x > 0 for x in u) / len(u), len(u), sum(u) / len(u)))"
 done
+# One archive instead of many files (what comes back from a GPU call is limited in count).
+( cd "$out" && tar czf ingest-measure.tgz --remove-files calibrate.log smi-*.csv rss-*.txt run-*.json ingest-*.log.gz 2>/dev/null )

@@ -58,6 +58,9 @@ pub struct EntropyEstimator<B: Backend> {
     model: EntropyModel<B>,
     config: EntropyModelConfig,
     device: B::Device,
+    /// Rotary tables for `max_seqlen` positions, made on first use; each batch takes a prefix
+    /// (computing 8192 × 32 sines and cosines on the host cost milliseconds per batch).
+    rope: std::sync::OnceLock<RotaryEmbedding<B>>,
 }
 
 impl<B: Backend> EntropyEstimator<B> {
@@ -67,6 +70,7 @@ impl<B: Backend> EntropyEstimator<B> {
             model,
             config,
             device,
+            rope: std::sync::OnceLock::new(),
         }
     }
 
@@ -151,6 +155,8 @@ impl<B: Backend> EntropyEstimator<B> {
         // the device works on n+1 while the host waits for n's copy and files its rows (the
         // copies are enqueued right behind the work that produces them).
         let budget = options.max_batch_tokens.max(1);
+        let total: usize = jobs.iter().map(|(_, w)| w.len()).sum();
+        let mut filed = 0;
         let mut in_flight: Option<InFlight<'_>> = None;
         let mut start = 0;
         while start < jobs.len() {
@@ -162,12 +168,14 @@ impl<B: Backend> EntropyEstimator<B> {
             let rows = (budget / seq).max(1).min(same);
             let launched = self.launch_batch(documents, &jobs[start..start + rows], seq, options);
             if let Some(previous) = in_flight.replace(launched) {
-                self.collect_batch(previous, &mut results)?;
+                filed += self.collect_batch(previous, &mut results)?;
+                tracing::debug!(filed, total, "estimate: positions filed");
             }
             start += rows;
         }
         if let Some(last) = in_flight {
-            self.collect_batch(last, &mut results)?;
+            filed += self.collect_batch(last, &mut results)?;
+            tracing::debug!(filed, total, "estimate: positions filed");
         }
         Ok(results)
     }
@@ -188,12 +196,20 @@ impl<B: Backend> EntropyEstimator<B> {
             .map(|&t| t as i64)
             .collect();
         let tokens = token_tensor::<B>(ids, rows.len(), seq, &self.device);
-        let rope = RotaryEmbedding::new(
-            seq,
-            self.config.head_dim(),
-            self.config.rope_theta,
-            &self.device,
-        );
+        let rotary = |len| {
+            RotaryEmbedding::new(
+                len,
+                self.config.head_dim(),
+                self.config.rope_theta,
+                &self.device,
+            )
+        };
+        let cached = self.rope.get_or_init(|| rotary(self.config.max_seqlen));
+        let rope = if seq <= cached.len() {
+            cached.prefix(seq)
+        } else {
+            rotary(seq)
+        };
         let plan = AttentionPlan::new(&self.rule(), rows, seq, &self.device);
         self.model.forward_with_plan(tokens, &rope, &plan)
     }
@@ -238,7 +254,12 @@ impl<B: Backend> EntropyEstimator<B> {
 
     /// Waits for a launched batch's copies and files its rows into `results`, straight from the
     /// buffers the device copied into (one pass per value, widened to f32 on the way).
-    fn collect_batch(&self, batch: InFlight<'_>, results: &mut [SequenceEstimate]) -> Result<()> {
+    /// Returns the number of real positions filed.
+    fn collect_batch(
+        &self,
+        batch: InFlight<'_>,
+        results: &mut [SequenceEstimate],
+    ) -> Result<usize> {
         let read = |r: blt_kernels::PendingRead| r.wait_data().map_err(Error::Readback);
         let seq = batch.seq;
         let entropies = read(batch.entropies)?;
@@ -264,7 +285,7 @@ impl<B: Backend> EntropyEstimator<B> {
                 src.copy(at, &mut dst[w.start * vocab..w.end * vocab]);
             }
         }
-        Ok(())
+        Ok(batch.batch.iter().map(|(_, w)| w.len()).sum())
     }
 }
 

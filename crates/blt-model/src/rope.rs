@@ -50,6 +50,28 @@ impl<B: Backend> RotaryEmbedding<B> {
         }
     }
 
+    /// Positions covered.
+    pub fn len(&self) -> usize {
+        self.cos.dims()[2]
+    }
+
+    /// Whether it covers no position.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tables for positions `0..seq` (a view of these: the same values as
+    /// [`RotaryEmbedding::new`] computes for `seq`).
+    ///
+    /// # Panics
+    /// If `seq` is more than [`Self::len`].
+    pub fn prefix(&self, seq: usize) -> Self {
+        Self {
+            cos: self.cos.clone().narrow(2, 0, seq),
+            sin: self.sin.clone().narrow(2, 0, seq),
+        }
+    }
+
     /// Rotates `x` (`[batch, heads, seq, head_dim]`, any strides) in f32, rounding once to its
     /// dtype (one fused kernel on CubeCL backends, see [`blt_kernels::rope`]).
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -60,6 +82,21 @@ impl<B: Backend> RotaryEmbedding<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_is_the_shorter_table() {
+        type B = crate::backend::Cpu;
+        let device = Default::default();
+        let long = RotaryEmbedding::<B>::new(100, 16, 10000.0, &device);
+        let short = RotaryEmbedding::<B>::new(37, 16, 10000.0, &device);
+        let prefix = long.prefix(37);
+        assert_eq!((long.len(), prefix.len()), (100, 37));
+        for (a, b) in [(&prefix.cos, &short.cos), (&prefix.sin, &short.sin)] {
+            let a = a.clone().into_data().into_vec::<f32>().unwrap();
+            let b = b.clone().into_data().into_vec::<f32>().unwrap();
+            assert_eq!(a, b);
+        }
+    }
 
     #[test]
     fn frequencies_of_the_release() {
