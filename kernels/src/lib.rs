@@ -7,6 +7,7 @@ use burn::tensor::{Bool, Int, Tensor};
 
 #[cfg(feature = "cube")]
 mod cube;
+#[macro_use]
 mod dispatch;
 #[cfg_attr(not(feature = "cube"), allow(dead_code))]
 mod layout;

@@ -5,7 +5,7 @@
 //! the next batch leaves the device idle in between. [`read_f32_async`] enqueues the copy at once
 //! (on CubeCL backends, in stream order right behind the work that produces the tensor, into
 //! pinned host memory) and hands back a [`PendingRead`]: launch the next batch, then
-//! [`PendingRead::wait`] for this one while the device works on the next.
+//! [`PendingRead::wait_data`] for this one while the device works on the next.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
@@ -51,17 +51,6 @@ impl PendingRead {
             State::Queued(fut) => cubecl::future::block_on(fut),
         }
     }
-
-    /// Waits for the copy and returns the values as f32.
-    pub fn wait(self) -> Result<Vec<f32>, String> {
-        let data = self.wait_data()?;
-        let data = if data.dtype == DType::F32 {
-            data
-        } else {
-            data.convert_dtype(DType::F32)
-        };
-        data.into_vec::<f32>().map_err(|e| format!("{e:?}"))
-    }
 }
 
 /// Starts reading a float tensor back to the host as f32 (cast on the device); see the module
@@ -95,17 +84,8 @@ pub fn read_async<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> PendingRe
 
 #[cfg(feature = "cube")]
 fn on_cube_read<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> Option<Queued> {
-    #[allow(unused_mut)]
-    let mut out: Option<Queued> = None;
-    #[cfg(feature = "cuda")]
-    if out.is_none() && crate::dispatch::is_cube::<B, cubecl::cuda::CudaRuntime>() {
-        out = Some(enqueue::<B, cubecl::cuda::CudaRuntime, D>(tensor.clone()));
-    }
-    #[cfg(feature = "wgpu")]
-    if out.is_none() && crate::dispatch::is_cube::<B, cubecl::wgpu::WgpuRuntime>() {
-        out = Some(enqueue::<B, cubecl::wgpu::WgpuRuntime, D>(tensor.clone()));
-    }
-    out
+    use crate::dispatch::is_cube;
+    on_cube!(B, |R| enqueue::<B, R, D>(tensor.clone()))
 }
 
 /// Enqueues the copy of a CubeCL tensor (made readable first: compact or row-pitched).

@@ -311,17 +311,16 @@ impl<'a> Rows<'a> {
     fn copy(&self, at: std::ops::Range<usize>, dst: &mut [f32]) {
         match self {
             Self::F32(v, w) => dst.copy_from_slice(&v[at.start * w..at.end * w]),
-            Self::Bf16(v, w) => {
-                for (o, x) in dst.iter_mut().zip(&v[at.start * w..at.end * w]) {
-                    *o = x.to_f32();
-                }
-            }
-            Self::F16(v, w) => {
-                for (o, x) in dst.iter_mut().zip(&v[at.start * w..at.end * w]) {
-                    *o = x.to_f32();
-                }
-            }
+            Self::Bf16(v, w) => widen(&v[at.start * w..at.end * w], dst, |x| x.to_f32()),
+            Self::F16(v, w) => widen(&v[at.start * w..at.end * w], dst, |x| x.to_f32()),
         }
+    }
+}
+
+/// `dst[i] = f(src[i])`.
+fn widen<T: Copy>(src: &[T], dst: &mut [f32], f: impl Fn(T) -> f32) {
+    for (o, &x) in dst.iter_mut().zip(src) {
+        *o = f(x);
     }
 }
 
