@@ -14,7 +14,7 @@
 #
 # BLT: a blt binary built with `--features cuda`; OUT: a folder for the logs. Environment:
 # BIG_MB (24), SMALL_N (3000), HUGE_MB (1024), INGEST_TIMEOUT seconds per run (150),
-# HUGE_TIMEOUT (420), MODEL_DIR (/tmp/blt-full), CASES ("small big huge"; also small-none).
+# HUGE_TIMEOUT (420), HUGE_BATCH_TOKENS (65536), MODEL_DIR (/tmp/blt-full), CASES ("small big huge"; also small-none).
 # Run from the repository root (the inputs are made from the built-in model's held-out text).
 set -u
 blt=${1:?usage: gpu-ingest-measure.sh BLT OUT [ingest args...]}
@@ -54,7 +54,7 @@ for case in ${CASES:-small big huge}; do
     small-none) args=(--model "$model" --input /tmp/blt-in/small --embeddings none) ;;
     big) args=(--model "$model" --file /tmp/blt-in/big.txt --embeddings none) ;;
     huge) [ "${HUGE_MB:-1024}" -gt 0 ] || continue
-          args=(--file /tmp/blt-in/huge.txt --format arrow --max-batch-tokens 65536)
+          args=(--file /tmp/blt-in/huge.txt --format arrow --max-batch-tokens ${HUGE_BATCH_TOKENS:-65536})
           limit=${HUGE_TIMEOUT:-420} ;;
   esac
   rm -rf /tmp/blt-out-$case

@@ -755,9 +755,9 @@ fn post_process(
 fn assemble(dim: usize, config: &IngestConfig, estimated: Estimated) -> Vec<ToWriter> {
     let Estimated {
         batch,
-        sequences,
+        mut sequences,
         spans,
-        estimates,
+        mut estimates,
     } = estimated;
     batch
         .into_iter()
@@ -767,7 +767,7 @@ fn assemble(dim: usize, config: &IngestConfig, estimated: Estimated) -> Vec<ToWr
                 .doc
                 .row_metadata()
                 .map(|m| serde_json::Value::Object(m.clone().into_iter().collect()));
-            match document_result(dim, config, &sequences, &estimates, &p, doc_spans) {
+            match document_result(dim, config, &mut sequences, &mut estimates, &p, doc_spans) {
                 Ok(segments) => ToWriter::Done(
                     Box::new(DocumentResult {
                         key: p.doc.key.clone(),
@@ -793,21 +793,23 @@ fn assemble(dim: usize, config: &IngestConfig, estimated: Estimated) -> Vec<ToWr
         .collect()
 }
 
-/// The per-segment results of one document.
+/// The per-segment results of one document. A segment that is its whole model sequence takes
+/// that sequence's ids, entropies and prominence instead of copying them (a 1 GB document's are
+/// 4 GB each).
 fn document_result(
     dim: usize,
     config: &IngestConfig,
-    sequences: &[Vec<u32>],
-    estimates: &[blt_model::SequenceEstimate],
+    sequences: &mut [Vec<u32>],
+    estimates: &mut [blt_model::SequenceEstimate],
     p: &Prepared,
     doc_spans: Vec<(usize, std::ops::Range<usize>)>,
 ) -> Result<Vec<SegmentResult>> {
     let mut seg_results = Vec::with_capacity(p.segments.len());
     for (segment, (seq, range)) in p.segments.iter().zip(doc_spans) {
-        let est = &estimates[seq];
-        let ids = sequences[seq][range.clone()].to_vec();
-        let entropies = est.entropies[range.clone()].to_vec();
-        let prominence = est.prominence[range.clone()].to_vec();
+        let est = &mut estimates[seq];
+        let ids = take_range(&mut sequences[seq], range.clone());
+        let entropies = take_range(&mut est.entropies, range.clone());
+        let prominence = take_range(&mut est.prominence, range.clone());
         let patches = config.patcher.patch(&ids, Some(&entropies))?;
         let hidden = est
             .hidden
@@ -836,6 +838,16 @@ fn document_result(
         });
     }
     Ok(seg_results)
+}
+
+/// `v[range]`, taken out of `v` when it is all of it (no segment reads a sequence after the one
+/// that covers it whole), copied otherwise.
+fn take_range<T: Clone>(v: &mut Vec<T>, range: std::ops::Range<usize>) -> Vec<T> {
+    if range == (0..v.len()) {
+        std::mem::take(v)
+    } else {
+        v[range].to_vec()
+    }
 }
 
 /// Path of a per-document (or per-shard) sidecar.
