@@ -266,16 +266,17 @@ pub(super) fn add_rms_norm_kernel<F: Float>(
     }
 }
 
-/// `silu(g) · u = g / (1 + e^-g) · u`, in f32, rounded once to `F`. The output is compact
-/// rows of `width`; the inputs' rows start every `gate_stride` / `up_stride` elements. Each
-/// thread takes `per_thread` elements, `stride` apart (independent loads in flight).
+/// `silu(g) · u = g / (1 + e^-g) · u`, in f32, rounded once to `F`, on vectors of `N` elements
+/// (16 bytes where the widths allow). The output is compact rows of `width` vectors; the inputs'
+/// rows start every `gate_stride` / `up_stride` vectors. Each thread takes `per_thread` vectors,
+/// `stride` apart (independent loads in flight).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn swiglu_kernel<F: Float>(
-    gate: &Tensor<F>,
-    up: &Tensor<F>,
-    out: &mut Tensor<F>,
-    n: usize,
+pub(super) fn swiglu_kernel<F: Float, N: Size>(
+    gate: &Tensor<Vector<F, N>>,
+    up: &Tensor<Vector<F, N>>,
+    out: &mut Tensor<Vector<F, N>>,
+    vectors: usize,
     width: usize,
     gate_stride: usize,
     up_stride: usize,
@@ -287,12 +288,14 @@ pub(super) fn swiglu_kernel<F: Float>(
     #[unroll]
     for k in 0..per_thread {
         let i = first + k * stride;
-        if i < n {
+        if i < vectors {
             let row = i / width;
             let col = i % width;
-            let g = f32::cast_from(gate[row * gate_stride + col]);
-            let u = f32::cast_from(up[row * up_stride + col]);
-            out[i] = F::cast_from(g / (f32::new(1.0) + f32::exp(-g)) * u);
+            let g = Vector::<f32, N>::cast_from(gate[row * gate_stride + col]);
+            let u = Vector::<f32, N>::cast_from(up[row * up_stride + col]);
+            let one = Vector::<f32, N>::new(1.0);
+            let silu = g / (one + Vector::exp(Vector::<f32, N>::new(0.0) - g));
+            out[i] = Vector::cast_from(silu * u);
         }
     }
 }

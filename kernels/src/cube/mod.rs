@@ -290,10 +290,24 @@ pub(crate) fn swiglu<R: CubeRuntime>(
     let (_, width) = rows_and_width(&dims);
     let n: usize = dims.iter().product();
     let out = empty(&gate, &dims, gate.dtype);
+    // 16-byte vectors where the row width and both row strides allow (views start aligned:
+    // Burn makes a slice a view only at the allocator's alignment, and copies it otherwise)
+    let vector = [16 / gate.dtype.size(), 4, 2]
+        .into_iter()
+        .find(|&v| {
+            v <= 16 / gate.dtype.size()
+                && width.is_multiple_of(v)
+                && gate_stride.is_multiple_of(v)
+                && up_stride.is_multiple_of(v)
+                && aligned_to(&gate, v)
+                && aligned_to(&up, v)
+        })
+        .unwrap_or(1);
     let threads = 256usize;
     let per_thread = 4usize;
-    let cubes = n.div_ceil(threads * per_thread).max(1);
-    // Every thread of the grid handles elements `first + k · stride`, k < per_thread.
+    let vectors = n / vector;
+    let cubes = vectors.div_ceil(threads * per_thread).max(1);
+    // Every thread of the grid handles vectors `first + k · stride`, k < per_thread.
     let (x, y) = (cubes.min(GRID_X), cubes.div_ceil(GRID_X));
     let stride = x * y * threads;
     let count = CubeCount::Static(x as u32, y as u32, 1);
@@ -303,19 +317,26 @@ pub(crate) fn swiglu<R: CubeRuntime>(
             &gate.client.clone(),
             count,
             CubeDim::new_1d(threads as u32),
+            vector,
             gate.into_tensor_arg(),
             up.into_tensor_arg(),
             out.clone().into_tensor_arg(),
-            n,
-            width,
-            gate_stride,
-            up_stride,
+            vectors,
+            width / vector,
+            gate_stride / vector,
+            up_stride / vector,
             stride,
             per_thread,
             dtype.into(),
         );
     }
     Ok(out)
+}
+
+/// Whether `t`'s first element lies on a boundary of `elements` elements (its handle's offset).
+fn aligned_to<R: CubeRuntime>(t: &CubeTensor<R>, elements: usize) -> bool {
+    let bytes = (elements * t.dtype.size()) as u64;
+    t.handle.offset_start.unwrap_or(0).is_multiple_of(bytes)
 }
 
 /// A tensor whose rows (all but the last dimension) lie at one constant distance with unit
