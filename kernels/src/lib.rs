@@ -9,15 +9,17 @@ use burn::tensor::{Bool, Int, Tensor};
 mod cube;
 #[macro_use]
 mod dispatch;
-#[cfg_attr(not(feature = "cube"), allow(dead_code))]
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod layout;
 mod local;
 mod readback;
 pub mod reference;
+mod upload;
 
 pub use dispatch::{fallback_count, fused_runtime};
 pub use local::LocalAttention;
 pub use readback::{read_async, read_f32_async, PendingRead};
+pub use upload::upload_int;
 
 /// The CubeCL backends on which the kernels run (no fusion layer: the kernels replace it).
 pub mod backends {

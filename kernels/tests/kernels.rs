@@ -8,7 +8,7 @@
 use blt_kernels::reference;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, DType, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
 type Cpu = burn::backend::Flex;
 
@@ -183,6 +183,34 @@ fn check_swiglu<B: Backend>(device: &B::Device, dtype: DType, tol: f32) {
             tol,
         );
         assert_close(&format!("swiglu {shape:?} {dtype:?}"), &got, &want, tol);
+    }
+}
+
+/// `upload_int` gives what `Tensor::from_data` gives: same values, shape and dtype, from i64
+/// and i32 data, also while earlier work is still queued.
+fn check_upload_int<B: Backend>(device: &B::Device) {
+    let busy = tensor::<B, 3>([4, 64, 256], 99, 1.0, DType::F32, device);
+    let _queued = blt_kernels::swiglu(busy.clone(), busy);
+    for (rows, cols) in [(1, 1), (3, 5), (2, 4096)] {
+        let values: Vec<i64> = (0..rows * cols)
+            .map(|i| (i as i64 * 7919) % 300 - 20)
+            .collect();
+        let narrow: Vec<i32> = values.iter().map(|&v| v as i32).collect();
+        for data in [
+            TensorData::new(values.clone(), [rows, cols]),
+            TensorData::new(narrow, [rows, cols]),
+        ] {
+            let want = Tensor::<B, 2, Int>::from_data(data.clone(), device);
+            let got = blt_kernels::upload_int::<B, 2>(data, device);
+            assert_eq!(got.dims(), [rows, cols]);
+            assert_eq!(got.dtype(), want.dtype(), "upload_int dtype");
+            let (got, want) = (got.into_data(), want.into_data());
+            assert_eq!(
+                got.convert::<i64>().to_vec::<i64>().unwrap(),
+                want.convert::<i64>().to_vec::<i64>().unwrap(),
+                "upload_int {rows}x{cols}"
+            );
+        }
     }
 }
 
@@ -533,6 +561,7 @@ fn cpu_backend_kernels_equal_references() {
     check_linear_many_against_cpu::<Cpu>(&device, DType::F32, 0.0);
     check_attention_against_cpu::<Cpu>(&device);
     check_local_attention::<Cpu>(&device, DType::F32, 2e-5);
+    check_upload_int::<Cpu>(&device);
 }
 
 /// The same checks on a CubeCL backend in f32 and in `half` (bf16 on CUDA; f16 where WGPU has it,
@@ -552,6 +581,7 @@ fn check_cube_backend<B: Backend>(device: &B::Device, runtime: &str, half: Optio
     check_linear_many_against_cpu::<B>(device, DType::F32, 2e-5);
     check_attention_against_cpu::<B>(device);
     check_local_attention::<B>(device, DType::F32, 2e-5);
+    check_upload_int::<B>(device);
     match half {
         // Half-precision inputs: the kernel rounds once, the reference once too, from f32 math
         // in another order: at most an ulp or so apart.

@@ -10,7 +10,7 @@
 #   forward.gz       `cargo bench --no-run -p blt-model --bench forward --features blt-model/cuda`
 # (CUDARC_CUDA_VERSION=13000 for driver 580). Environment: STEPS ("tests bench torch", run in that order),
 # DTYPES ("f32 bf16"), SHAPES (32x512,8x4096), TEST_TIMEOUT (300), TORCH_BUDGET_S (150),
-# TORCH_TIMEOUT (240); STEPS may add "ab" (the bench with the fused add + norm off).
+# TORCH_TIMEOUT (240); STEPS may add "ab" (the bench with one switch off: AB_ENV).
 # Run from the repository root.
 set -u
 bin=${1:?usage: gpu-check.sh BIN OUT}
@@ -43,12 +43,14 @@ bench() {
     grep -E "^model/|thrpt:" "$out/forward-$dt.log" | paste - - | sed 's/  */ /g'
   done
 }
-# The fused residual add + norm off, to compare (same call; first shape only).
+# One switch off, to compare (same call; first shape only): AB_ENV, default
+# BLT_KERNELS_FUSED_ADD_NORM=0 (the fused residual add + norm); BLT_KERNELS_PINNED_UPLOAD=0 uploads
+# token ids from pageable memory.
 ab() {
   for dt in ${DTYPES:-f32 bf16}; do
-    BLT_KERNELS_FUSED_ADD_NORM=0 BLT_BENCH_DEVICE=cuda BLT_BENCH_DTYPE=$dt BLT_BENCH_SHAPES=${shapes%%,*} \
-      CRITERION_HOME="$out/criterion-ab" timeout 120 /tmp/blt-bin/forward --bench > "$out/forward-ab-$dt.log" 2>&1
-    echo "forward $dt, BLT_KERNELS_FUSED_ADD_NORM=0: exit $?"
+    env ${AB_ENV:-BLT_KERNELS_FUSED_ADD_NORM=0} BLT_BENCH_DEVICE=cuda BLT_BENCH_DTYPE=$dt BLT_BENCH_SHAPES=${shapes%%,*} \
+      BLT_BENCH_ESTIMATE=1 CRITERION_HOME="$out/criterion-ab" timeout 120 /tmp/blt-bin/forward --bench > "$out/forward-ab-$dt.log" 2>&1
+    echo "forward $dt, ${AB_ENV:-BLT_KERNELS_FUSED_ADD_NORM=0}: exit $?"
     grep -E "^model/|thrpt:" "$out/forward-ab-$dt.log" | paste - - | sed 's/  */ /g'
   done
 }

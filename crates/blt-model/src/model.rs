@@ -406,5 +406,7 @@ pub(crate) fn token_tensor<B: Backend>(
     seq: usize,
     device: &B::Device,
 ) -> Tensor<B, 2, Int> {
-    Tensor::from_data(TensorData::new(ids, [batch, seq]), device)
+    // through pinned memory on GPU backends: an upload from pageable memory may wait for the
+    // batch already running on the device
+    blt_kernels::upload_int(TensorData::new(ids, [batch, seq]), device)
 }
