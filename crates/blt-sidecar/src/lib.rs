@@ -21,6 +21,6 @@ mod sidecar;
 pub use document::{content_hash, Branch, Leaf, SidecarDocument, SidecarSummary, Trunk};
 pub use error::{Error, Result};
 pub use sidecar::{
-    HypergraphSidecar, APPLICATION_ID, CONTAINS, FORMAT, NEXT, PRODUCER, SAME_SOURCE, SCHEMA_SQL,
-    SCHEMA_VERSION,
+    HypergraphSidecar, Journal, APPLICATION_ID, CONTAINS, FORMAT, NEXT, PRODUCER, SAME_SOURCE,
+    SCHEMA_SQL, SCHEMA_VERSION,
 };

@@ -44,6 +44,23 @@ const NODE_COLUMNS: &str = "id, kind, document, parent, position, label, modalit
      byte_end, token_start, token_end, mean_entropy, max_entropy, prominence, coherence, \
      content_hash, byte_len, source_path, source_id, metadata";
 
+/// How a new sidecar protects its writes ([`HypergraphSidecar::create_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Journal {
+    /// SQLite's write-ahead log (`journal_mode=WAL`, `synchronous=NORMAL`): a document whose
+    /// transaction has committed survives a crash of the writer. For a file that grows in
+    /// place over a long run. [`finish`](HypergraphSidecar::finish) folds the log into the file.
+    #[default]
+    WriteAhead,
+    /// A rollback journal in memory and no syncs while writing (`journal_mode=MEMORY`,
+    /// `synchronous=OFF`): a failed [`write_document`](HypergraphSidecar::write_document)
+    /// still leaves nothing of its document, but a crash of the process can leave a broken
+    /// file. For a file written in one go under a temporary name and renamed into place once
+    /// [`finish`](HypergraphSidecar::finish) has fsynced it: each page is written once (a
+    /// write-ahead log writes it twice) and the file is synced once.
+    InMemory,
+}
+
 /// A SQLite hypergraph of documents (trunks), their segments (branches) and patches (leaves),
 /// written beside an output file.
 ///
@@ -58,13 +75,19 @@ pub struct HypergraphSidecar {
     writable: bool,
     finished: bool,
     document_count: i64,
+    journal: Journal,
 }
 
 impl HypergraphSidecar {
     /// Creates a new sidecar at `path`, which must not exist yet (nor an SQLite journal beside
-    /// it). The file is in WAL mode until [`finish`](Self::finish). If setting it up fails,
-    /// the new file is removed again.
+    /// it). The file is in WAL mode until [`finish`](Self::finish) ([`Journal::WriteAhead`]).
+    /// If setting it up fails, the new file is removed again.
     pub fn create(path: &Path) -> Result<Self> {
+        Self::create_with(path, Journal::WriteAhead)
+    }
+
+    /// [`create`](Self::create) with the given [`Journal`].
+    pub fn create_with(path: &Path, journal: Journal) -> Result<Self> {
         let exists = |p: &Path| p.symlink_metadata().is_ok();
         if exists(path) {
             return Err(Error::AlreadyExists {
@@ -93,7 +116,7 @@ impl HypergraphSidecar {
                     }
                 }
             })?;
-        Self::initialise(path).inspect_err(|_| {
+        Self::initialise(path, journal).inspect_err(|_| {
             for leftover in [
                 path.to_path_buf(),
                 with_suffix(path, "-wal"),
@@ -104,18 +127,22 @@ impl HypergraphSidecar {
         })
     }
 
-    fn initialise(path: &Path) -> Result<Self> {
+    fn initialise(path: &Path, journal: Journal) -> Result<Self> {
         let sql = |e| Error::sqlite(path, e);
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sql)?;
+        let (mode, synchronous) = match journal {
+            Journal::WriteAhead => ("WAL", "NORMAL"),
+            Journal::InMemory => ("MEMORY", "OFF"),
+        };
         // Where the file system cannot do WAL, SQLite keeps its rollback journal; that is fine.
         let _mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .pragma_update_and_check(None, "journal_mode", mode, |row| row.get(0))
             .map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", synchronous)
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(sql)?;
@@ -145,6 +172,7 @@ impl HypergraphSidecar {
             writable: true,
             finished: false,
             document_count: 0,
+            journal,
         })
     }
 
@@ -173,6 +201,7 @@ impl HypergraphSidecar {
             writable: false,
             finished: false,
             document_count,
+            journal: Journal::WriteAhead,
         })
     }
 
@@ -526,7 +555,8 @@ impl HypergraphSidecar {
 
     /// Ends writing: checkpoints the write-ahead log into the file and switches it to
     /// `journal_mode=DELETE`, so that one self-contained file remains (no `-wal`, no `-shm`),
-    /// readable from read-only media. On a sidecar from [`open`](Self::open) it just closes.
+    /// readable from read-only media; with [`Journal::InMemory`], the file already is that and
+    /// is fsynced. On a sidecar from [`open`](Self::open) it just closes.
     pub fn finish(mut self) -> Result<()> {
         self.finished = true;
         if self.writable {
@@ -537,6 +567,18 @@ impl HypergraphSidecar {
 
     fn finalise(&self) -> Result<()> {
         let sql = |e| Error::sqlite(&self.path, e);
+        if self.journal == Journal::InMemory {
+            // Every committed page is in the file (through the OS); make it durable.
+            let io = |source| Error::Io {
+                path: self.path.clone(),
+                source,
+            };
+            return OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|f| f.sync_all())
+                .map_err(io);
+        }
         let busy: i64 = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))

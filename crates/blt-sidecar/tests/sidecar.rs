@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use blt_sidecar::{
-    content_hash, Branch, Error, HypergraphSidecar, Leaf, SidecarDocument, Trunk, SCHEMA_SQL,
+    content_hash, Branch, Error, HypergraphSidecar, Journal, Leaf, SidecarDocument, Trunk,
+    SCHEMA_SQL,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -640,6 +641,40 @@ fn finish_leaves_one_self_contained_file() {
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(&bytes[..16], b"SQLite format 3\0");
     assert_eq!((bytes[18], bytes[19]), (1, 1));
+}
+
+#[test]
+fn an_in_memory_journal_writes_one_file_with_the_same_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scratch.db");
+    let docs = documents();
+    let mut sidecar = HypergraphSidecar::create_with(&path, Journal::InMemory).unwrap();
+    for doc in &docs {
+        sidecar.write_document(doc).unwrap();
+    }
+    // A refused document leaves the file as it was.
+    assert!(matches!(
+        sidecar.write_document(&docs[1]),
+        Err(Error::DuplicateDocument { .. })
+    ));
+    let names = || -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    assert_eq!(names(), ["scratch.db"], "no journal file while writing");
+    assert_eq!(sidecar.documents().unwrap(), docs);
+    sidecar.finish().unwrap();
+    assert_eq!(names(), ["scratch.db"]);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!((bytes[18], bytes[19]), (1, 1), "a rollback-journal file");
+    let back = HypergraphSidecar::open(&path).unwrap();
+    assert_eq!(back.documents().unwrap(), docs);
+    assert_eq!(
+        back.summary().unwrap(),
+        write(&dir.path().join("wal.db"), &docs).summary().unwrap()
+    );
 }
 
 #[test]
