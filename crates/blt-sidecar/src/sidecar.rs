@@ -72,10 +72,10 @@ pub enum Journal {
 pub struct HypergraphSidecar {
     path: PathBuf,
     conn: Connection,
-    writable: bool,
+    /// How the file is written; `None` when it was opened read-only.
+    journal: Option<Journal>,
     finished: bool,
     document_count: i64,
-    journal: Journal,
 }
 
 impl HypergraphSidecar {
@@ -169,10 +169,9 @@ impl HypergraphSidecar {
         Ok(HypergraphSidecar {
             path: path.to_path_buf(),
             conn,
-            writable: true,
+            journal: Some(journal),
             finished: false,
             document_count: 0,
-            journal,
         })
     }
 
@@ -198,10 +197,9 @@ impl HypergraphSidecar {
         Ok(HypergraphSidecar {
             path: path.to_path_buf(),
             conn,
-            writable: false,
+            journal: None,
             finished: false,
             document_count,
-            journal: Journal::WriteAhead,
         })
     }
 
@@ -213,7 +211,7 @@ impl HypergraphSidecar {
     /// Whether this handle writes ([`create`](Self::create)) or only reads
     /// ([`open`](Self::open)).
     pub fn is_writable(&self) -> bool {
-        self.writable
+        self.journal.is_some()
     }
 
     /// Writes one document, its branches and leaves and all their hyperedges, in one
@@ -225,7 +223,7 @@ impl HypergraphSidecar {
     /// coherence is stored as NULL (SQLite has no NaN) and reads back as NaN; `-0.0` reads
     /// back as `0.0` (SQLite keeps no sign on a zero).
     pub fn write_document(&mut self, doc: &SidecarDocument) -> Result<()> {
-        if !self.writable {
+        if !self.is_writable() {
             return Err(Error::ReadOnly {
                 path: self.path.clone(),
             });
@@ -293,7 +291,7 @@ impl HypergraphSidecar {
     /// Sets a `meta` key (provenance: `created_by`, the model id, the patching mode, …).
     /// `format`, `schema_version` and `producer` belong to this crate and are refused.
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
-        if !self.writable {
+        if !self.is_writable() {
             return Err(Error::ReadOnly {
                 path: self.path.clone(),
             });
@@ -559,7 +557,7 @@ impl HypergraphSidecar {
     /// is fsynced. On a sidecar from [`open`](Self::open) it just closes.
     pub fn finish(mut self) -> Result<()> {
         self.finished = true;
-        if self.writable {
+        if self.is_writable() {
             self.finalise()?;
         }
         Ok(())
@@ -567,7 +565,7 @@ impl HypergraphSidecar {
 
     fn finalise(&self) -> Result<()> {
         let sql = |e| Error::sqlite(&self.path, e);
-        if self.journal == Journal::InMemory {
+        if self.journal == Some(Journal::InMemory) {
             // Every committed page is in the file (through the OS); make it durable.
             let io = |source| Error::Io {
                 path: self.path.clone(),
@@ -630,7 +628,7 @@ impl HypergraphSidecar {
 
 impl Drop for HypergraphSidecar {
     fn drop(&mut self) {
-        if self.writable && !self.finished {
+        if self.is_writable() && !self.finished {
             // Best effort: a dropped writer still leaves one self-contained file.
             let _ = self.finalise();
         }
