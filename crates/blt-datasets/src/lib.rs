@@ -25,7 +25,7 @@ mod stream;
 mod table;
 mod webdataset;
 
-pub use atomic::write_atomic;
+pub use atomic::{lock_temp, remove_if_stale, write_atomic};
 pub use entropy_shards::{
     complete_marker, read_shard, CompletedShard, EntropyFileFormat, EntropyRow,
     EntropyShardOptions, EntropyShardSink,

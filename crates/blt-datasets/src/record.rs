@@ -313,22 +313,30 @@ pub fn safetensors_bytes(record: &DocumentRecord) -> Result<Vec<u8>> {
 /// Whether `path` is a whole safetensors file: its header parses and the file is exactly as
 /// long as the header says. Reads the header only.
 pub(crate) fn safetensors_file_is_whole(path: &Path) -> Result<bool> {
+    Ok(whole_file_metadata(path)?.is_some())
+}
+
+/// The `__metadata__` of a safetensors file whose header parses and whose length matches it;
+/// `None` for a file that is not whole.
+pub(crate) fn whole_file_metadata(
+    path: &Path,
+) -> Result<Option<std::collections::BTreeMap<String, String>>> {
     let mut file = fs::File::open(path).map_err(io_at(path))?;
     let file_len = file.metadata().map_err(io_at(path))?.len();
     let mut len_bytes = [0u8; 8];
     if file.read_exact(&mut len_bytes).is_err() {
-        return Ok(false);
+        return Ok(None);
     }
     let header_len = u64::from_le_bytes(len_bytes);
     if header_len > MAX_HEADER_LEN as u64 || 8 + header_len > file_len {
-        return Ok(false);
+        return Ok(None);
     }
     let mut header = vec![0u8; header_len as usize];
     if file.read_exact(&mut header).is_err() {
-        return Ok(false);
+        return Ok(None);
     }
     let Ok(metadata) = serde_json::from_slice::<safetensors::tensor::Metadata>(&header) else {
-        return Ok(false);
+        return Ok(None);
     };
     let data_end = metadata
         .tensors()
@@ -336,7 +344,17 @@ pub(crate) fn safetensors_file_is_whole(path: &Path) -> Result<bool> {
         .map(|info| info.data_offsets.1)
         .max()
         .unwrap_or(0) as u64;
-    Ok(8 + header_len + data_end == file_len)
+    if 8 + header_len + data_end != file_len {
+        return Ok(None);
+    }
+    Ok(Some(
+        metadata
+            .metadata()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

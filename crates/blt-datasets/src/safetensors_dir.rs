@@ -40,6 +40,21 @@ impl SafetensorsDirSink {
         validate_key(key).is_ok() && safetensors_file_is_whole(&self.path_of(key)).unwrap_or(false)
     }
 
+    /// The metadata of the record with this key if it is complete (as
+    /// [`is_complete`](Self::is_complete)); `None` otherwise. For resume checks that compare
+    /// what a record says of its source with the source as it is now.
+    pub fn complete_metadata(
+        &self,
+        key: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        if validate_key(key).is_err() {
+            return None;
+        }
+        crate::record::whole_file_metadata(&self.path_of(key))
+            .ok()
+            .flatten()
+    }
+
     /// Writes one record, replacing any file with the same key; returns its path.
     pub fn write(&mut self, record: &DocumentRecord) -> Result<PathBuf> {
         let bytes = safetensors_bytes(record)?;
@@ -49,7 +64,8 @@ impl SafetensorsDirSink {
     }
 
     /// Removes the `*.safetensors.tmp-<pid>` files a killed run left behind; returns how many.
-    /// Call it only when no other process writes into the same folder.
+    /// Temp files that another process is writing (ranks sharing the folder) are locked and
+    /// left alone ([`remove_if_stale`](crate::remove_if_stale)).
     pub fn remove_stale_temps(&self) -> Result<usize> {
         let mut removed = 0;
         for entry in fs::read_dir(&self.dir).map_err(io_at(&self.dir))? {
@@ -59,9 +75,10 @@ impl SafetensorsDirSink {
             let is_temp = name
                 .rsplit_once(".safetensors.tmp-")
                 .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-            if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
-                let path = entry.path();
-                fs::remove_file(&path).map_err(io_at(&path))?;
+            if is_temp
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && crate::atomic::remove_if_stale(&entry.path())?
+            {
                 removed += 1;
             }
         }

@@ -67,6 +67,9 @@ pub struct DetectionSummary {
     pub by: String,
 }
 
+/// The record metadata key of [`DocumentResult::source_modified_ns`].
+pub const SOURCE_MODIFIED_KEY: &str = "source_modified_ns";
+
 /// Everything computed for one document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentResult {
@@ -82,6 +85,9 @@ pub struct DocumentResult {
     pub dim: usize,
     /// Detection, when the document went through it.
     pub detection: Option<DetectionSummary>,
+    /// The source file's modification time (nanoseconds since the Unix epoch) when it was read,
+    /// for a document read from a file: `--resume` redoes a document whose file changed.
+    pub source_modified_ns: Option<u128>,
 }
 
 /// Mean of the rows `range` of a row-major `[n, dim]` matrix.
@@ -189,6 +195,9 @@ impl DocumentResult {
             metadata.insert("detected_format".into(), d.format.clone());
             metadata.insert("detected_modality".into(), d.modality.clone());
             metadata.insert("detected_by".into(), d.by.clone());
+        }
+        if let Some(ns) = self.source_modified_ns {
+            metadata.insert(SOURCE_MODIFIED_KEY.into(), ns.to_string());
         }
         if embeddings == EmbeddingsMode::None {
             metadata.remove("embeddings_dtype");

@@ -27,6 +27,7 @@ use blt_tokenizer::BltTokenizer;
 use serde::Serialize;
 
 use crate::document::{mean_rows, DetectionSummary, DocumentResult, EmbeddingsMode, SegmentResult};
+use crate::stage::{guarded, Stage};
 use crate::{Error, Result};
 
 /// How outputs are laid out.
@@ -82,8 +83,14 @@ pub struct IngestConfig {
     pub patcher: Patcher,
     /// BOS/EOS handling.
     pub tokenizer: BltTokenizer,
-    /// Documents larger than this are refused (counted as failed).
-    pub max_doc_bytes: Option<u64>,
+    /// Documents larger than this are refused (counted as failed); no document's buffer is
+    /// sized from what a file or row claims beyond it. [`DEFAULT_MAX_DOC_BYTES`] is a safe
+    /// default.
+    pub max_doc_bytes: u64,
+    /// Most bytes of hidden states one model sequence may ask for when embeddings are stored
+    /// (tokens × model dim × 4: 1 KiB per byte on the built-in model, 3 KiB on Meta's); a
+    /// longer segment's document fails alone. [`DEFAULT_MAX_HIDDEN_BYTES`] is the default.
+    pub max_hidden_bytes: u64,
     /// Skip documents whose outputs are already complete.
     pub resume: bool,
     /// Stop at the first bad document.
@@ -115,6 +122,12 @@ pub struct IngestConfig {
     pub segment_mode: SegmentMode,
 }
 
+/// The default of [`IngestConfig::max_doc_bytes`]: 2 GiB.
+pub const DEFAULT_MAX_DOC_BYTES: u64 = 2 << 30;
+
+/// The default of [`IngestConfig::max_hidden_bytes`]: 4 GiB.
+pub const DEFAULT_MAX_HIDDEN_BYTES: u64 = 4 << 30;
+
 /// A document that could not be processed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DocumentFailure {
@@ -122,10 +135,15 @@ pub struct DocumentFailure {
     pub key: String,
     /// Its path, if any.
     pub path: Option<String>,
-    /// `read`, `pretokenize`, `model` or `write`.
+    /// `read`, `pretokenize`, `model`, `postprocess` or `write` ([`Stage::as_str`]).
     pub stage: &'static str,
     /// Why.
     pub reason: String,
+    /// When the document exceeded a limit: the option that sets it (`max_doc_bytes`,
+    /// `max_hidden_bytes`, `audio.max_decoded_samples`, …), so that a caller can say how to
+    /// raise it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<&'static str>,
 }
 
 /// Counts of a run.
@@ -181,8 +199,13 @@ pub struct ModalityStats {
     pub bytes: u64,
 }
 
-/// Told about progress, from the writer thread.
+/// Told about progress. `started`, `document_done` and `document_failed` are called from the
+/// writer thread; `stage_started` from the thread of the stage it names.
 pub trait IngestObserver: Sync {
+    /// A document (its key) enters `stage`. Called inside the stage's panic boundary: a panic
+    /// here is handled as a panic of that stage's work on that document (which is how tests
+    /// inject faults).
+    fn stage_started(&self, _stage: Stage, _key: &str) {}
     /// The run found `documents` documents of `bytes` bytes in all.
     fn started(&self, _documents: usize, _bytes: u64) {}
     /// One document is done (written, skipped or failed); `stats` are the counts so far.
@@ -203,6 +226,8 @@ struct Prepared {
     bytes: Vec<u8>,
     detection: Detection,
     segments: Vec<Segment>,
+    /// The file's modification time when it was read (documents read from files).
+    modified_ns: Option<u128>,
 }
 
 enum Loaded {
@@ -246,12 +271,25 @@ struct ModelTimes {
 /// Suffix of sidecar files.
 pub const SIDECAR_SUFFIX: &str = ".hypergraph.sqlite";
 
-fn failure(doc: &DocumentRef, stage: &'static str, reason: impl ToString) -> DocumentFailure {
+fn failure(doc: &DocumentRef, stage: Stage, e: &Error) -> DocumentFailure {
     DocumentFailure {
         key: doc.key.clone(),
         path: doc.origin_label(),
-        stage,
-        reason: reason.to_string(),
+        stage: stage.as_str(),
+        reason: e.to_string(),
+        limit: limit_option(e),
+    }
+}
+
+/// The option whose limit `e` reports, if it reports one.
+fn limit_option(e: &Error) -> Option<&'static str> {
+    use blt_datasets::Error as D;
+    match e {
+        Error::LimitExceeded { option, .. } => Some(option),
+        Error::Dataset(D::TooLarge { .. } | D::TextTooLarge { .. } | D::RowTooLarge { .. }) => {
+            Some("max_doc_bytes")
+        }
+        _ => None,
     }
 }
 
@@ -273,8 +311,11 @@ pub fn ingest<B: Backend>(
         source,
     })?;
     let rank = config.selection.rank;
+    let stream = blt_datasets::open_documents(&config.input, &config.selection)?;
+    let fingerprint = config.output_fingerprint(&stream.description);
+    record_output_config(config, &fingerprint, &stream.description)?;
     if config.ranked {
-        if let Some(stats) = crate::ranks::finished_rank(&config.output_dir, rank)? {
+        if let Some(stats) = crate::ranks::finished_rank(&config.output_dir, rank, &fingerprint)? {
             tracing::info!(
                 rank = rank.rank,
                 "this rank is complete (its completions/ marker exists): skipped"
@@ -282,7 +323,6 @@ pub fn ingest<B: Backend>(
             return Ok(stats);
         }
     }
-    let stream = blt_datasets::open_documents(&config.input, &config.selection)?;
     let config = &ranked_config(config, &stream.description);
     observer.started(stream.documents_hint.unwrap_or(0), stream.bytes_hint);
 
@@ -300,18 +340,21 @@ pub fn ingest<B: Backend>(
 
     let (mut stats, times, post_busy) =
         std::thread::scope(|scope| -> Result<(IngestStats, ModelTimes, Duration)> {
-            let reader = scope.spawn(|| read_documents(stream, &complete, config, load_tx));
-            let post =
-                scope.spawn(|| post_process(estimator.config().dim, config, post_rx, write_tx));
+            let reader =
+                scope.spawn(|| read_documents(stream, &complete, config, observer, load_tx));
+            let post = scope.spawn(|| {
+                post_process(estimator.config().dim, config, observer, post_rx, write_tx)
+            });
             let writer = scope.spawn(|| write_outputs(config, write_rx, observer));
-            let times = run_model(estimator, config, load_rx, post_tx);
-            // The reader ends when its channel closes; its result carries nothing.
-            let _ = reader.join();
-            let post_busy = post.join().unwrap_or_default();
-            let stats = writer
-                .join()
-                .unwrap_or_else(|_| Err(Error::Stage("the writer thread panicked".into())))?;
-            Ok((stats, times, post_busy))
+            let times = run_model(estimator, config, observer, load_rx, post_tx);
+            // Every stage is joined before any error is returned: a stage that failed closed
+            // its channels, so the others have stopped. The writer's error comes first (it
+            // says what was lost), then the reader's (input that was never read).
+            let read = crate::stage::join(Stage::Read, reader).and_then(|r| r);
+            let post_busy = crate::stage::join(Stage::Postprocess, post);
+            let stats = crate::stage::join(Stage::Write, writer).and_then(|r| r)?;
+            read?;
+            Ok((stats, times, post_busy?))
         })?;
     stats.seconds = start.elapsed().as_secs_f64();
     stats.model_wait_seconds = times.waited.as_secs_f64();
@@ -319,10 +362,108 @@ pub fn ingest<B: Backend>(
     stats.model_blocked_seconds = times.blocked.as_secs_f64();
     stats.postprocess_seconds = post_busy.as_secs_f64();
     if config.ranked {
-        let stopped_early = config.fail_fast && stats.failed > 0;
-        crate::ranks::write_rank_stats(&config.output_dir, rank, &stats, !stopped_early)?;
+        // The marker says "nothing of this rank's share is left to do": not after a failure
+        // (a resumed run retries the failed documents) nor after a partial share.
+        let selection = &config.selection;
+        let complete = stats.failed == 0 && selection.skip == 0 && selection.limit.is_none();
+        crate::ranks::write_rank_stats(&config.output_dir, rank, &stats, complete, &fingerprint)?;
     }
     Ok(stats)
+}
+
+/// The file in an output folder that records the output configuration its outputs were made
+/// with ([`IngestConfig::output_fingerprint`] and what it hashes).
+pub const OUTPUT_CONFIG_FILE: &str = "ingest-config.json";
+
+/// Records the output configuration in the output folder; a resumed run (or a rank) whose
+/// configuration differs from the recorded one is refused before it writes anything.
+fn record_output_config(
+    config: &IngestConfig,
+    fingerprint: &str,
+    input: &BTreeMap<String, String>,
+) -> Result<()> {
+    let path = config.output_dir.join(OUTPUT_CONFIG_FILE);
+    let resuming = config.resume || config.ranked;
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let recorded = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["fingerprint"].as_str().map(str::to_owned));
+            match recorded {
+                Some(recorded) if recorded == fingerprint => return Ok(()),
+                Some(recorded) if resuming => {
+                    return Err(Error::RankMismatch {
+                        path,
+                        reason: format!(
+                            "the outputs there were made with another model, patching or output \
+                             configuration, or from another revision of the input (fingerprint \
+                             {recorded}, this run's {fingerprint}), so they cannot be resumed"
+                        ),
+                    })
+                }
+                None if resuming => {
+                    return Err(Error::InvalidOutput {
+                        path,
+                        reason: "no output fingerprint in it".into(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(Error::Io { path, source }),
+    }
+    let record = serde_json::json!({
+        "fingerprint": fingerprint,
+        "hashed": config.fingerprint_fields(input),
+    });
+    let bytes = serde_json::to_vec_pretty(&record).map_err(|e| Error::Stage(e.to_string()))?;
+    blt_datasets::write_atomic(&path, &bytes)?;
+    Ok(())
+}
+
+impl IngestConfig {
+    /// What every document's outputs depend on besides its bytes: the run metadata (model id
+    /// and weights hash, patching rules; the producer's version left out), the output layout,
+    /// the embeddings, the segment mode, the tokenizer and the patcher, and the input's
+    /// description (`input`, from [`blt_datasets::DocumentStream`]: for a Hub dataset its
+    /// resolved commit, so a moved revision is not resumed as if it were the same data).
+    /// Limits, thread counts and shard sizes are not in it: they decide which documents are
+    /// written and how outputs are grouped, not what a written document holds.
+    pub fn fingerprint_fields(&self, input: &BTreeMap<String, String>) -> serde_json::Value {
+        let input: BTreeMap<&String, &String> = input
+            .iter()
+            .filter(|(k, _)| k.as_str() != "rank_split")
+            .collect();
+        let metadata: BTreeMap<&String, &String> = self
+            .run_metadata
+            .iter()
+            .filter(|(k, _)| k.as_str() != "producer_version")
+            .collect();
+        let layout = match &self.format {
+            OutputFormat::Safetensors => "safetensors".to_owned(),
+            OutputFormat::WebDataset(_) => "webdataset".to_owned(),
+            OutputFormat::EntropyShards(opts) => format!("entropy-shards:{:?}", opts.format),
+        };
+        serde_json::json!({
+            "metadata": metadata,
+            "layout": layout,
+            "embeddings": self.embeddings.as_str(),
+            "segment_mode": self.segment_mode.as_str(),
+            "tokenizer": format!("{:?}", self.tokenizer),
+            "patcher": format!("{:?}", self.patcher),
+            "input": input,
+        })
+    }
+
+    /// The SHA-256 (first 16 hex digits) of [`fingerprint_fields`](Self::fingerprint_fields):
+    /// recorded in the output folder and in completion markers, so that a resumed run never
+    /// mixes outputs of two configurations.
+    pub fn output_fingerprint(&self, input: &BTreeMap<String, String>) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.fingerprint_fields(input).to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// The configuration with the rank in shard names (when `ranked`, which also implies
@@ -397,7 +538,10 @@ fn completed_keys(config: &IngestConfig) -> Result<BTreeSet<String>> {
             let mut keys = BTreeSet::new();
             for doc in blt_datasets::enumerate(&config.input)? {
                 let sidecar = sidecar_path(&config.output_dir, &doc.key);
-                if sink.is_complete(&doc.key) && sidecar.is_file() {
+                let Some(recorded) = sink.complete_metadata(&doc.key) else {
+                    continue;
+                };
+                if sidecar.is_file() && same_source(&doc, &recorded) {
                     keys.insert(doc.key);
                 }
             }
@@ -406,12 +550,44 @@ fn completed_keys(config: &IngestConfig) -> Result<BTreeSet<String>> {
     }
 }
 
+/// The reader stage. A panic while reading or pre-tokenizing one document is that document's
+/// failure; a panic of the input itself (the iterator over files and rows) ends the stage with
+/// an error, since what it would have yielded next is unknown.
+/// A file's modification time in nanoseconds since the Unix epoch.
+fn modified_ns(path: &Path) -> Option<u128> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(
+        modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos(),
+    )
+}
+
+/// Whether a complete record (its metadata `recorded`) was made from `doc` as it is now: the
+/// same length and, for a file, the same modification time. Records from before modification
+/// times were kept are judged by length alone.
+fn same_source(doc: &DocumentRef, recorded: &BTreeMap<String, String>) -> bool {
+    let same_len = recorded
+        .get("source_bytes")
+        .is_none_or(|len| len.parse::<u64>().ok() == Some(doc.byte_len));
+    let same_time = match (
+        recorded.get(crate::document::SOURCE_MODIFIED_KEY),
+        doc.path().and_then(modified_ns),
+    ) {
+        (Some(then), Some(now)) => then.parse::<u128>().ok() == Some(now),
+        _ => true,
+    };
+    same_len && same_time
+}
+
 fn read_documents(
-    docs: impl Iterator<Item = SourceItem>,
+    mut docs: impl Iterator<Item = SourceItem>,
     complete: &BTreeSet<String>,
     config: &IngestConfig,
+    observer: &dyn IngestObserver,
     tx: SyncSender<Loaded>,
-) {
+) -> Result<()> {
     // Container members are not in the enumeration: in the per-document layout their
     // completeness is checked on disk.
     let dir_sink = match config.format {
@@ -425,18 +601,19 @@ fn read_documents(
                     sink.is_complete(key) && sidecar_path(&config.output_dir, key).is_file()
                 }))
     };
-    for item in docs {
+    while let Some(item) = guarded(Stage::Read, || Ok(docs.next()))? {
         let doc = match item {
             Ok(doc) => doc,
             Err(f) => {
                 let failed = DocumentFailure {
                     key: f.key,
                     path: Some(f.origin),
-                    stage: "read",
+                    stage: Stage::Read.as_str(),
                     reason: f.reason,
+                    limit: None,
                 };
                 if tx.send(Loaded::Failed(failed, 0)).is_err() {
-                    return;
+                    return Ok(());
                 }
                 continue;
             }
@@ -444,20 +621,55 @@ fn read_documents(
         let msgs = if complete.contains(&doc.key) {
             vec![Loaded::Skipped(doc)]
         } else {
-            match doc.read(config.max_doc_bytes) {
-                Ok(bytes) => prepare(doc, bytes, config, &member_complete),
-                Err(e) => {
-                    let len = doc.byte_len;
-                    vec![Loaded::Failed(failure(&doc, "read", e), len)]
-                }
-            }
+            load(doc, config, observer, &member_complete)
         };
         for msg in msgs {
             if tx.send(msg).is_err() {
-                return; // the model stage stopped
+                return Ok(()); // the model stage stopped
             }
         }
     }
+    Ok(())
+}
+
+/// Reads and pre-tokenizes one document; a panic in either is the document's failure.
+fn load(
+    doc: DocumentRef,
+    config: &IngestConfig,
+    observer: &dyn IngestObserver,
+    member_complete: &dyn Fn(&str) -> bool,
+) -> Vec<Loaded> {
+    let read = guarded(Stage::Read, || {
+        observer.stage_started(Stage::Read, &doc.key);
+        // Taken before the bytes: a file changed while being read looks changed to a resume.
+        let modified = doc.path().and_then(modified_ns);
+        Ok((doc.read(Some(config.max_doc_bytes))?, modified))
+    });
+    let (bytes, modified) = match read {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let len = doc.byte_len;
+            return vec![Loaded::Failed(failure(&doc, Stage::Read, &e), len)];
+        }
+    };
+    let len = bytes.len() as u64;
+    let (key, fallback) = (doc.key.clone(), doc.clone());
+    let prepared = guarded(Stage::Pretokenize, || {
+        observer.stage_started(Stage::Pretokenize, &key);
+        let mut msgs = prepare(doc, bytes, config, member_complete);
+        for msg in &mut msgs {
+            if let Loaded::Doc(p) = msg {
+                p.modified_ns = modified;
+            }
+        }
+        Ok(msgs)
+    });
+    prepared.unwrap_or_else(|e| {
+        vec![Loaded::Failed(
+            failure(&fallback, Stage::Pretokenize, &e),
+            len,
+        )]
+    })
 }
 
 /// Detects and pre-tokenizes one document; a container gives one message per member (and one
@@ -490,13 +702,15 @@ fn prepare(
             bytes,
             detection,
             segments: vec![segment],
+            modified_ns: None,
         }))];
     }
     let out = match pre.pretokenize_as(&detection, &bytes) {
         Ok(out) => out,
         Err(e) => {
             let len = bytes.len() as u64;
-            return vec![Loaded::Failed(failure(&doc, "pretokenize", e), len)];
+            let e = Error::from(e);
+            return vec![Loaded::Failed(failure(&doc, Stage::Pretokenize, &e), len)];
         }
     };
     let contents = match out {
@@ -507,6 +721,7 @@ fn prepare(
                 bytes,
                 detection,
                 segments,
+                modified_ns: None,
             }))];
         }
         Pretokenized::Container(contents) => contents,
@@ -525,9 +740,10 @@ fn prepare(
         let member = member_ref(&skipped.name, 0);
         let mut f = failure(
             &member,
-            "pretokenize",
-            format!("zip member skipped: {}", skipped.reason),
+            Stage::Pretokenize,
+            &Error::Stage(format!("zip member skipped: {}", skipped.reason)),
         );
+        f.reason = format!("zip member skipped: {}", skipped.reason);
         f.path = doc.origin_label().map(|p| format!("{p}!/{}", skipped.name));
         msgs.push(Loaded::Failed(f, 0));
     }
@@ -564,11 +780,12 @@ fn prepare(
                 bytes: member.bytes,
                 detection,
                 segments,
+                modified_ns: None,
             }))),
             Ok(Pretokenized::Container(_)) => {} // ruled out above
             Err(e) => {
                 let len = member.bytes.len() as u64;
-                let mut f = failure(&mdoc, "pretokenize", e);
+                let mut f = failure(&mdoc, Stage::Pretokenize, &Error::from(e));
                 f.path = source_path;
                 msgs.push(Loaded::Failed(f, len));
             }
@@ -582,6 +799,7 @@ fn prepare(
 fn run_model<B: Backend>(
     estimator: &EntropyEstimator<B>,
     config: &IngestConfig,
+    observer: &dyn IngestObserver,
     rx: Receiver<Loaded>,
     tx: SyncSender<ToPost>,
 ) -> ModelTimes {
@@ -625,7 +843,7 @@ fn run_model<B: Backend>(
             continue;
         }
         let t = Instant::now();
-        let outs = estimate_batch(estimator, config, batch);
+        let outs = estimate_batch(estimator, config, observer, batch);
         times.busy += t.elapsed();
         for out in outs {
             if !send(out, &mut times) {
@@ -636,34 +854,37 @@ fn run_model<B: Backend>(
     times
 }
 
-/// Runs one batch; if the batch fails as a whole, retries document by document so that one bad
-/// document does not take the others down.
+/// Runs one batch; if the batch fails (or panics) as a whole, retries document by document so
+/// that one bad document does not take the others down.
 fn estimate_batch<B: Backend>(
     estimator: &EntropyEstimator<B>,
     config: &IngestConfig,
+    observer: &dyn IngestObserver,
     batch: Vec<Prepared>,
 ) -> Vec<ToPost> {
+    let (batch, mut over) = refuse_large_hidden_states(estimator.config().dim, config, batch);
+    if batch.is_empty() {
+        return over;
+    }
     let (sequences, spans) = model_sequences(config, &batch);
-    let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-    let options = EstimateOptions {
-        // Arrow/Parquet entropy shards hold no embeddings: never read hidden states back for
-        // them (for a 1 GB document that would be 1 GB × dim floats on the host).
-        hidden: config.embeddings != EmbeddingsMode::None
-            && !matches!(config.format, OutputFormat::EntropyShards(_)),
-        logits: false,
-        max_batch_tokens: config.max_batch_tokens,
-    };
-    let estimated = estimator
-        .estimate_many(&refs, options)
-        .map_err(Error::from)
-        .and_then(|estimates| {
-            if estimates.len() == sequences.len() {
-                Ok(estimates)
-            } else {
-                Err(Error::Stage("estimate count mismatch".into()))
-            }
-        });
-    match estimated {
+    let estimated = guarded(Stage::Model, || {
+        for p in &batch {
+            observer.stage_started(Stage::Model, &p.doc.key);
+        }
+        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        let options = EstimateOptions {
+            hidden: wants_hidden(config),
+            logits: false,
+            max_batch_tokens: config.max_batch_tokens,
+        };
+        let estimates = estimator.estimate_many(&refs, options)?;
+        if estimates.len() == sequences.len() {
+            Ok(estimates)
+        } else {
+            Err(Error::Stage("estimate count mismatch".into()))
+        }
+    });
+    let outs: Vec<ToPost> = match estimated {
         Ok(estimates) => vec![ToPost::Estimated(Box::new(Estimated {
             batch,
             sequences,
@@ -672,17 +893,68 @@ fn estimate_batch<B: Backend>(
         }))],
         Err(_) if batch.len() > 1 => batch
             .into_iter()
-            .flat_map(|item| estimate_batch(estimator, config, vec![item]))
+            .flat_map(|item| estimate_batch(estimator, config, observer, vec![item]))
             .collect(),
         Err(e) => batch
             .into_iter()
             .map(|p| {
-                let mut f = failure(&p.doc, "model", &e);
+                let mut f = failure(&p.doc, Stage::Model, &e);
                 f.path = p.source_path.clone();
                 ToPost::Pass(ToWriter::Failed(f, p.bytes.len() as u64))
             })
             .collect(),
+    };
+    over.extend(outs);
+    over
+}
+
+/// Whether the model is asked for hidden states (embeddings are stored).
+fn wants_hidden(config: &IngestConfig) -> bool {
+    // Arrow/Parquet entropy shards hold no embeddings: never read hidden states back for them
+    // (for a 1 GB document that would be 1 GB × dim floats on the host).
+    config.embeddings != EmbeddingsMode::None
+        && !matches!(config.format, OutputFormat::EntropyShards(_))
+}
+
+/// Takes out of `batch` the documents whose hidden states would pass
+/// [`IngestConfig::max_hidden_bytes`] (each fails alone), before anything is allocated for
+/// them. A sequence's token count is bounded by its bytes plus BOS and EOS per segment.
+fn refuse_large_hidden_states(
+    dim: usize,
+    config: &IngestConfig,
+    batch: Vec<Prepared>,
+) -> (Vec<Prepared>, Vec<ToPost>) {
+    if !wants_hidden(config) {
+        return (batch, Vec::new());
     }
+    let row_bytes = dim as u64 * 4;
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut refused = Vec::new();
+    for p in batch {
+        let lengths = p
+            .segments
+            .iter()
+            .map(|s| s.bytes(&p.bytes).len() as u64 + 2);
+        let tokens = match config.segment_mode {
+            SegmentMode::Separate => lengths.max().unwrap_or(0),
+            SegmentMode::Concatenated => lengths.sum(),
+        };
+        let hidden = tokens.saturating_mul(row_bytes);
+        if hidden > config.max_hidden_bytes {
+            let e = Error::LimitExceeded {
+                what: format!("hidden states of a {tokens}-token sequence (bytes)"),
+                actual: hidden,
+                limit: config.max_hidden_bytes,
+                option: "max_hidden_bytes",
+            };
+            let mut f = failure(&p.doc, Stage::Model, &e);
+            f.path = p.source_path.clone();
+            refused.push(ToPost::Pass(ToWriter::Failed(f, p.bytes.len() as u64)));
+        } else {
+            kept.push(p);
+        }
+    }
+    (kept, refused)
 }
 
 /// The model sequences of a batch: one per segment (separate) or per document (concatenated),
@@ -727,6 +999,7 @@ fn model_sequences(
 fn post_process(
     dim: usize,
     config: &IngestConfig,
+    observer: &dyn IngestObserver,
     rx: Receiver<ToPost>,
     tx: SyncSender<ToWriter>,
 ) -> Duration {
@@ -736,7 +1009,7 @@ fn post_process(
             ToPost::Pass(msg) => vec![msg],
             ToPost::Estimated(estimated) => {
                 let t = Instant::now();
-                let outs = assemble(dim, config, *estimated);
+                let outs = assemble(dim, config, observer, *estimated);
                 busy += t.elapsed();
                 outs
             }
@@ -751,8 +1024,13 @@ fn post_process(
 }
 
 /// Patches and embeddings of each document of an estimated batch. A document whose patching
-/// fails is that document's failure alone.
-fn assemble(dim: usize, config: &IngestConfig, estimated: Estimated) -> Vec<ToWriter> {
+/// fails (or panics) is that document's failure alone.
+fn assemble(
+    dim: usize,
+    config: &IngestConfig,
+    observer: &dyn IngestObserver,
+    estimated: Estimated,
+) -> Vec<ToWriter> {
     let Estimated {
         batch,
         mut sequences,
@@ -767,7 +1045,11 @@ fn assemble(dim: usize, config: &IngestConfig, estimated: Estimated) -> Vec<ToWr
                 .doc
                 .row_metadata()
                 .map(|m| serde_json::Value::Object(m.clone().into_iter().collect()));
-            match document_result(dim, config, &mut sequences, &mut estimates, &p, doc_spans) {
+            let result = guarded(Stage::Postprocess, || {
+                observer.stage_started(Stage::Postprocess, &p.doc.key);
+                document_result(dim, config, &mut sequences, &mut estimates, &p, doc_spans)
+            });
+            match result {
                 Ok(segments) => ToWriter::Done(
                     Box::new(DocumentResult {
                         key: p.doc.key.clone(),
@@ -777,6 +1059,7 @@ fn assemble(dim: usize, config: &IngestConfig, estimated: Estimated) -> Vec<ToWr
                             by: p.detection.by.as_str().to_owned(),
                         }),
                         source_path: p.source_path,
+                        source_modified_ns: p.modified_ns,
                         bytes: p.bytes,
                         segments,
                         dim,
@@ -784,7 +1067,11 @@ fn assemble(dim: usize, config: &IngestConfig, estimated: Estimated) -> Vec<ToWr
                     metadata,
                 ),
                 Err(e) => {
-                    let mut f = failure(&p.doc, "model", &e);
+                    let stage = match e {
+                        Error::Panicked { stage, .. } => stage,
+                        _ => Stage::Model,
+                    };
+                    let mut f = failure(&p.doc, stage, &e);
                     f.path = p.source_path.clone();
                     ToWriter::Failed(f, p.bytes.len() as u64)
                 }
@@ -863,11 +1150,13 @@ fn write_sidecar(
 ) -> Result<()> {
     let tmp = path.with_extension(format!("sqlite.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let written = fill_sidecar(&tmp, path, docs, config).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+    let written = fill_sidecar(&tmp, path, docs, config).and_then(|lock| {
+        let renamed = std::fs::rename(&tmp, path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
-        })
+        });
+        drop(lock);
+        renamed
     });
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -875,7 +1164,8 @@ fn write_sidecar(
     written
 }
 
-/// Writes the sidecar to `tmp` (renamed to `path` by the caller). The file is private until the
+/// Writes the sidecar to `tmp` (renamed to `path` by the caller), and returns the lock that keeps
+/// other processes' clean-up away from it until then. The file is private until the
 /// rename, so it is written with an in-memory rollback journal: one file, each page written once,
 /// fsynced by `finish` — a write-ahead log would write every page twice and create two more files
 /// per document (17% slower in `cargo bench -p blt-sidecar --bench write`; on an H100 host the
@@ -885,8 +1175,9 @@ fn fill_sidecar(
     path: &Path,
     docs: &[blt_sidecar::SidecarDocument],
     config: &IngestConfig,
-) -> Result<()> {
+) -> Result<std::fs::File> {
     let mut sidecar = HypergraphSidecar::create_with(tmp, Journal::InMemory)?;
+    let lock = blt_datasets::lock_temp(tmp)?;
     sidecar.set_meta(
         "created_by",
         concat!("blt-pipeline ", env!("CARGO_PKG_VERSION")),
@@ -908,7 +1199,7 @@ fn fill_sidecar(
         blt_datasets::write_atomic(&path.with_extension("json"), &bytes)?;
     }
     sidecar.finish()?;
-    Ok(())
+    Ok(lock)
 }
 
 #[allow(clippy::large_enum_variant)] // one per run
@@ -970,19 +1261,24 @@ fn write_outputs(
             ToWriter::Done(doc, row_metadata) => {
                 let len = doc.bytes.len() as u64;
                 let t = Instant::now();
-                let written = write_document(
-                    config,
-                    &mut sink,
-                    &doc,
-                    row_metadata,
-                    &mut state.stats.files,
-                );
+                let written = guarded(Stage::Write, || {
+                    observer.stage_started(Stage::Write, &doc.key);
+                    write_document(
+                        config,
+                        &mut sink,
+                        &doc,
+                        row_metadata,
+                        &mut state.stats.files,
+                    )
+                });
                 state.stats.write_seconds += t.elapsed().as_secs_f64();
                 match written {
                     Ok(()) => {
                         count_written(&mut state.stats, &doc);
                         (len, None)
                     }
+                    // Out of room: every later document would fail the same way.
+                    Err(e) if e.is_storage_exhausted() => return Err(e),
                     // A shard that failed to write has lost its open samples: stop, and let a
                     // resumed run continue after the last complete shard.
                     Err(e) if matches!(sink, Sink::Shards { .. }) => return Err(e),
@@ -1075,6 +1371,9 @@ fn write_documents_parallel(
         stop: false,
         in_flight: BTreeSet::new(),
     });
+    // The first error that stops the run (the storage is full): no document after it is
+    // counted as failed for it.
+    let fatal = std::sync::Mutex::new(None::<Error>);
     let done = std::sync::Condvar::new();
     let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
     let (job_tx, job_rx) =
@@ -1084,7 +1383,7 @@ fn write_documents_parallel(
         let mut workers = Vec::with_capacity(threads);
         for _ in 0..threads {
             let sink = SafetensorsDirSink::new(&config.output_dir)?;
-            let (job_rx, lock, done) = (&job_rx, &lock, &done);
+            let (job_rx, lock, done, fatal) = (&job_rx, &lock, &done, &fatal);
             // Each worker drains the queue until it closes; once the run must stop, what is
             // left is dropped unwritten.
             workers.push(scope.spawn(move || {
@@ -1095,21 +1394,36 @@ fn write_documents_parallel(
                     if !lock().stop {
                         let t = Instant::now();
                         let mut files = Vec::with_capacity(2);
-                        let written =
-                            write_document(config, &mut sink, &doc, row_metadata, &mut files);
+                        // A panic is this document's failure: the worker goes on, and the key
+                        // leaves `in_flight` below whatever happened (no writer waits forever).
+                        let written = guarded(Stage::Write, || {
+                            observer.stage_started(Stage::Write, &doc.key);
+                            write_document(config, &mut sink, &doc, row_metadata, &mut files)
+                        });
                         let busy = t.elapsed().as_secs_f64();
                         let mut guard = lock();
                         guard.stats.write_seconds += busy;
-                        let failed = match written {
+                        // `None`: not counted (the run stops on this error).
+                        let outcome = match written {
                             Ok(()) => {
                                 guard.stats.files.extend(files);
                                 count_written(&mut guard.stats, &doc);
+                                Some(None)
+                            }
+                            Err(e) if e.is_storage_exhausted() => {
+                                guard.stop = true;
+                                fatal
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .get_or_insert(e);
                                 None
                             }
-                            Err(e) => Some(write_failure(&doc, e)),
+                            Err(e) => Some(Some(write_failure(&doc, e))),
                         };
-                        let len = doc.bytes.len() as u64;
-                        guard.finish(config, observer, len, failed);
+                        if let Some(failed) = outcome {
+                            let len = doc.bytes.len() as u64;
+                            guard.finish(config, observer, len, failed);
+                        }
                     }
                     lock().in_flight.remove(&doc.key);
                     done.notify_all();
@@ -1144,16 +1458,17 @@ fn write_documents_parallel(
         }
         drop(job_tx);
         for worker in workers {
-            worker
-                .join()
-                .map_err(|_| Error::Stage("a writer thread panicked".into()))?;
+            crate::stage::join(Stage::Write, worker)?;
         }
         Ok(())
     })?;
+    if let Some(e) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
     Ok(shared.into_inner().unwrap_or_else(|e| e.into_inner()).stats)
 }
 
-/// Removes temporary files a killed run left behind (one writer per output folder).
+/// Removes temporary files a killed run left behind.
 fn remove_stale_sidecar_temps(dir: &Path) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
@@ -1162,13 +1477,11 @@ fn remove_stale_sidecar_temps(dir: &Path) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        // Everything written atomically here is named `<final name>.tmp-<pid>` (or starts with
-        // `.tmp`) until it is renamed; one writer per output folder.
+        // Everything written atomically here is named `<final name>.tmp-<pid>` until it is
+        // renamed, and locked while it is written: what another process (a rank sharing the
+        // folder) is writing is left alone.
         if name.is_some_and(|n| n.contains(".tmp-") && !n.ends_with(".tar.tmp")) {
-            std::fs::remove_file(&path).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
+            blt_datasets::remove_if_stale(&path)?;
         }
     }
     Ok(())
@@ -1217,7 +1530,14 @@ fn write_document(
             // The sidecar first: the safetensors file is what marks a document complete.
             let sidecar = sidecar_path(&config.output_dir, &doc.key);
             write_sidecar(&sidecar, &[doc.to_sidecar()], config)?;
-            let path = dir.write(&record)?;
+            let path = match dir.write(&record) {
+                Ok(path) => path,
+                Err(e) => {
+                    // No half-written document: a sidecar without its record goes too.
+                    let _ = std::fs::remove_file(&sidecar);
+                    return Err(e.into());
+                }
+            };
             files.push(path.display().to_string());
             files.push(sidecar.display().to_string());
         }
@@ -1268,8 +1588,9 @@ fn write_failure(doc: &DocumentResult, e: Error) -> DocumentFailure {
     DocumentFailure {
         key: doc.key.clone(),
         path: doc.source_path.clone(),
-        stage: "write",
+        stage: Stage::Write.as_str(),
         reason: e.to_string(),
+        limit: limit_option(&e),
     }
 }
 

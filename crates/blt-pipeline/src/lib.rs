@@ -8,6 +8,7 @@ pub mod ingest;
 mod model_source;
 pub mod ranks;
 pub mod readback;
+pub mod stage;
 
 pub use analyze::{DocumentAnalysis, DocumentAnalyzer};
 pub use document::{DetectionSummary, DocumentResult, EmbeddingsMode, SegmentResult};
@@ -17,11 +18,13 @@ pub use evaluate::{
 };
 pub use ingest::{
     ingest, DocumentFailure, IngestConfig, IngestObserver, IngestStats, ModalityStats,
-    OutputFormat, Quiet, SegmentMode,
+    OutputFormat, Quiet, SegmentMode, DEFAULT_MAX_DOC_BYTES, DEFAULT_MAX_HIDDEN_BYTES,
+    OUTPUT_CONFIG_FILE,
 };
 pub use model_source::{LoadedModel, ModelSource, ModelSpec};
 pub use ranks::{merge_rank_stats, MergedStats};
 pub use readback::StoredDocument;
+pub use stage::Stage;
 
 /// Errors of the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,36 @@ pub enum Error {
     /// A pipeline stage failed as a whole.
     #[error("pipeline: {0}")]
     Stage(String),
+    /// An output folder holds another run's work: a completion marker or resume record made
+    /// with another world size or output configuration.
+    #[error("{}: {reason}; write to a new output folder, or remove the old outputs", path.display())]
+    RankMismatch {
+        /// The marker or record.
+        path: std::path::PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A document asks for more than a limit allows (the limit is an [`IngestConfig`] field).
+    #[error("{what}: {actual} exceeds the limit of {limit} ({option})")]
+    LimitExceeded {
+        /// What was limited.
+        what: String,
+        /// The value the document asked for.
+        actual: u64,
+        /// The configured limit.
+        limit: u64,
+        /// The [`IngestConfig`] field that sets the limit.
+        option: &'static str,
+    },
+    /// A stage panicked where no single document could take the failure (its input iterator,
+    /// a shard writer holding other documents' samples, the stage's thread itself).
+    #[error("pipeline: the {stage} stage panicked: {message}")]
+    Panicked {
+        /// The stage.
+        stage: stage::Stage,
+        /// The panic's message.
+        message: String,
+    },
     /// An evaluation or calibration corpus holds no documents, no bytes or no patches.
     #[error("the corpus is empty: no documents, bytes or patches to measure")]
     EmptyCorpus,
@@ -89,6 +122,33 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+}
+
+impl Error {
+    /// Whether this error says the output storage is full, over quota or read-only: no later
+    /// write to the same folder can succeed, so a run stops on it (non-zero) instead of
+    /// counting every later document as failed.
+    pub fn is_storage_exhausted(&self) -> bool {
+        if let Error::Sidecar(e) = self {
+            if e.is_storage_full() {
+                return true;
+            }
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                if matches!(
+                    io.kind(),
+                    StorageFull | QuotaExceeded | ReadOnlyFilesystem | FileTooLarge
+                ) {
+                    return true;
+                }
+            }
+            cause = e.source();
+        }
+        false
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use blt_datasets::{completion_marker, rank_stats_path, RankSpec};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, IngestStats, Result};
 
@@ -15,12 +15,48 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Writes `stats/<rank>.json`, then (if `complete`) `completions/<rank>`, both atomically.
+/// What `completions/<rank>` records: the world size the input was shared among and the
+/// fingerprint of the run's output configuration
+/// ([`IngestConfig::output_fingerprint`](crate::IngestConfig::output_fingerprint)). A marker
+/// only counts for a run with the same two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletionMarker {
+    /// The number of ranks.
+    pub world_size: usize,
+    /// The output configuration's fingerprint.
+    pub config: String,
+}
+
+impl CompletionMarker {
+    /// Reads a marker: the JSON this crate writes, or the bare world size that older versions
+    /// wrote (its configuration is then unknown: an empty string).
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        if let Ok(marker) = serde_json::from_slice::<Self>(&bytes) {
+            return Ok(marker);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        match text.trim().parse::<usize>() {
+            Ok(world_size) => Ok(Self {
+                world_size,
+                config: String::new(),
+            }),
+            Err(_) => Err(Error::InvalidOutput {
+                path: path.to_path_buf(),
+                reason: "not a completion marker (neither its JSON nor a world size)".into(),
+            }),
+        }
+    }
+}
+
+/// Writes `stats/<rank>.json`, then (if `complete`) `completions/<rank>` recording the world
+/// size and `fingerprint`, both atomically.
 pub fn write_rank_stats(
     dir: &Path,
     rank: RankSpec,
     stats: &IngestStats,
     complete: bool,
+    fingerprint: &str,
 ) -> Result<()> {
     let path = rank_stats_path(dir, rank.rank);
     if let Some(parent) = path.parent() {
@@ -39,16 +75,44 @@ pub fn write_rank_stats(
         if let Some(parent) = marker.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        blt_datasets::write_atomic(&marker, format!("{}\n", rank.world_size).as_bytes())?;
+        let record = CompletionMarker {
+            world_size: rank.world_size,
+            config: fingerprint.to_owned(),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| Error::Stage(e.to_string()))?;
+        blt_datasets::write_atomic(&marker, &bytes)?;
     }
     Ok(())
 }
 
 /// For a rank whose `completions/<rank>` marker exists: its recorded counts, with every
-/// document counted as skipped. `None` when the rank has not completed.
-pub fn finished_rank(dir: &Path, rank: RankSpec) -> Result<Option<IngestStats>> {
-    if !completion_marker(dir, rank.rank).is_file() {
+/// document counted as skipped. `None` when the rank has not completed. A marker written for
+/// another world size or another output configuration is [`Error::RankMismatch`]: the folder
+/// holds another run's outputs.
+pub fn finished_rank(dir: &Path, rank: RankSpec, fingerprint: &str) -> Result<Option<IngestStats>> {
+    let marker_path = completion_marker(dir, rank.rank);
+    if !marker_path.is_file() {
         return Ok(None);
+    }
+    let marker = CompletionMarker::read(&marker_path)?;
+    if marker.world_size != rank.world_size {
+        return Err(Error::RankMismatch {
+            path: marker_path,
+            reason: format!(
+                "it was written by a run of {} ranks, this run has {}",
+                marker.world_size, rank.world_size
+            ),
+        });
+    }
+    if !marker.config.is_empty() && marker.config != fingerprint {
+        return Err(Error::RankMismatch {
+            path: marker_path,
+            reason: format!(
+                "it was written by a run with another model, patching or output configuration \
+                 (fingerprint {}, this run's {fingerprint})",
+                marker.config
+            ),
+        });
     }
     let path = rank_stats_path(dir, rank.rank);
     let recorded = std::fs::read(&path)

@@ -190,6 +190,10 @@ impl StoredDocument {
                 .filter(|p| !p.is_empty())
                 .cloned(),
             bytes: self.bytes.clone(),
+            source_modified_ns: self
+                .metadata
+                .get(crate::document::SOURCE_MODIFIED_KEY)
+                .and_then(|v| v.parse().ok()),
             segments,
             dim: self
                 .embeddings_shape

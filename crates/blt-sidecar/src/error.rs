@@ -168,6 +168,22 @@ impl Error {
         }
     }
 
+    /// Whether the storage under the sidecar is out of room (SQLite's "database or disk is
+    /// full", or an I/O error saying the disk or quota is full): a condition no later write to
+    /// the same folder will escape, as opposed to a problem with one document.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::Sqlite { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            _ => false,
+        }
+    }
+
     /// Wraps an SQLite error, recognising "file is not a database".
     pub(crate) fn sqlite(path: &Path, source: rusqlite::Error) -> Self {
         if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
