@@ -288,9 +288,14 @@ pub struct IngestArgs {
     /// Skip documents whose outputs are already complete.
     #[arg(long)]
     pub resume: bool,
-    /// Refuse documents larger than this many bytes (counted as failed).
-    #[arg(long)]
-    pub max_doc_bytes: Option<u64>,
+    /// Refuse documents larger than this many bytes (counted as failed). Never more than this
+    /// is read from a file, a row or a stream, whatever size it claims.
+    #[arg(long, default_value_t = blt_pipeline::DEFAULT_MAX_DOC_BYTES)]
+    pub max_doc_bytes: u64,
+    /// Refuse documents whose hidden states (tokens × model dim × 4 bytes per sequence) would
+    /// pass this many bytes when embeddings are stored (counted as failed).
+    #[arg(long, default_value_t = blt_pipeline::DEFAULT_MAX_HIDDEN_BYTES)]
+    pub max_hidden_bytes: u64,
     /// Stop at the first bad document (default: log it, count it, go on).
     #[arg(long)]
     pub fail_fast: bool,

@@ -81,7 +81,7 @@ pub fn read_corpus(paths: &[PathBuf], glob: Option<&str>) -> anyhow::Result<Vec<
                 }
             }
             let bytes = doc
-                .read(None)
+                .read(Some(blt_pipeline::DEFAULT_MAX_DOC_BYTES))
                 .with_context(|| format!("cannot read {}", doc.name))?;
             documents.push(bytes);
         }

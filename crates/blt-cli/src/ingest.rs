@@ -188,6 +188,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             .with_bos(!args.no_bos)
             .with_eos(!args.no_eos),
         max_doc_bytes: args.max_doc_bytes,
+        max_hidden_bytes: args.max_hidden_bytes,
         resume: args.resume,
         fail_fast: args.fail_fast,
         export_json: args.export_json,
@@ -232,6 +233,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             "embeddings": task.config.embeddings.as_str(),
             "metadata": meta,
             "max_doc_bytes": args.max_doc_bytes,
+            "max_hidden_bytes": args.max_hidden_bytes,
             "resume": args.resume,
             "fail_fast": args.fail_fast,
             "shard_max_bytes": args.shard_max_bytes,
@@ -383,15 +385,54 @@ impl IngestObserver for Progress {
     }
 
     fn document_failed(&self, f: &blt_pipeline::DocumentFailure) {
-        let line = format!(
+        let mut line = format!(
             "skipped {}: {} failed: {}",
             f.path.as_deref().unwrap_or(&f.key),
             f.stage,
             f.reason
         );
+        if let Some(option) = f.limit {
+            line.push_str(&format!(" (raise the limit with {})", limit_flag(option)));
+        }
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
         }
     }
+}
+
+/// The flag that sets the limit a library names by its option (`max_doc_bytes`,
+/// `audio.max_decoded_samples`, `container.max_members`): options map onto flags by their
+/// path, with `-` for `.` and `_`, and the container limits are the `--zip-*` flags.
+pub(crate) fn limit_flag(option: &str) -> String {
+    let option = option
+        .strip_prefix("container.")
+        .map_or_else(|| option.to_owned(), |rest| format!("zip.{rest}"));
+    format!("--{}", option.replace(['.', '_'], "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option a library names in a limit error is a flag of `blt ingest`.
+    #[test]
+    fn every_limit_names_an_ingest_flag() {
+        let cli = crate::args::Cli::command();
+        let ingest = cli.find_subcommand("ingest").expect("an ingest subcommand");
+        let flags: Vec<String> = ingest
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        for option in LIMIT_OPTIONS {
+            let flag = super::limit_flag(option);
+            assert!(
+                flags.contains(&flag),
+                "{option} maps to {flag}, which `blt ingest` lacks"
+            );
+        }
+    }
+
+    /// The options the libraries name in limit errors (`DocumentFailure::limit`).
+    const LIMIT_OPTIONS: &[&str] = &["max_doc_bytes", "max_hidden_bytes"];
 }
