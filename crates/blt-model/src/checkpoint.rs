@@ -11,7 +11,20 @@
 //! Every layout is loaded through `burn-store` with one declared remap table; before that, the
 //! file's tensors are checked against the shapes the config implies, so that a missing tensor, a
 //! wrong shape, a wrong dtype, a truncated file or a garbage header is a typed [`Error`] that
-//! names the tensor and the file.
+//! names the tensor and the file, and no tensor is allocated for a config the file does not
+//! match.
+//!
+//! Damaged data is an error, never zeros:
+//! - safetensors: `burn-store` parses the file with the `safetensors` crate, which refuses a
+//!   header whose offsets leave gaps, overlap, run past the end of the file or disagree with the
+//!   tensor's dtype and shape, and a file whose length is not exactly header + data
+//!   ([`Error::InvalidWeights`]);
+//! - PyTorch (`consolidated.pth`): `burn-store` 0.21 reads a tensor whose storage entry is absent,
+//!   unreadable or short as zeros (zero-padded), and ignores strides. So before it parses the
+//!   file, the archive's pickle is read (without running it) and every tensor's storage entry is
+//!   read through, checking its CRC and that it holds the tensor's bytes; a tensor that fails is
+//!   an [`Error::DamagedTensor`] naming it and the [`crate::TensorDamage`]. Only the zip format of
+//!   `torch.save` (PyTorch 1.6 and later) is accepted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -314,8 +327,15 @@ impl Checkpoint {
                 .map(|(k, s)| (k.clone(), (s.shape.to_vec(), s.dtype)))
                 .collect()
         }
+        // `config` is a public field: it may have been set by hand since `open` checked it
+        self.config.validate().map_err(|reason| Error::Config {
+            path: self.config_path.clone(),
+            reason,
+        })?;
         match self.format {
             CheckpointFormat::Meta => {
+                // before burn-store parses the file: it reads a missing or short storage as zeros
+                crate::pth::check_storages(&self.weights_path, "model")?;
                 let mut with_key = self.pytorch_store(Some("model"));
                 match with_key.get_all_snapshots() {
                     Ok(map) if !map.is_empty() => Ok(collect(map)),
@@ -352,7 +372,8 @@ impl Checkpoint {
             .collect())
     }
 
-    /// Compares the file's tensors with what the config needs, listing every problem.
+    /// Compares the file's tensors with what the config needs, listing every problem. An invalid
+    /// config, or a PyTorch file with a damaged tensor ([`Error::DamagedTensor`]), is an error.
     pub fn report(&self) -> Result<CheckpointReport> {
         let stored = self.stored_tensors()?;
         let expected = Self::expected_tensors(&self.config);
@@ -389,7 +410,9 @@ impl Checkpoint {
     }
 
     /// Checks that the file holds every tensor the config needs, with the right shape and a
-    /// floating-point dtype. Returns the stored dtype of the weights.
+    /// floating-point dtype, and (for a PyTorch file) that every tensor's stored bytes are there
+    /// and readable. Reads tensor metadata only and allocates no tensor. Returns the stored dtype
+    /// of the weights.
     pub fn validate(&self) -> Result<DType> {
         let report = self.report()?;
         let path = self.weights_path.clone();
@@ -411,6 +434,9 @@ impl Checkpoint {
     }
 
     /// Loads the weights into a model on `device`, converted to `dtype` (`None`: as stored).
+    ///
+    /// The config and the file are checked first ([`Self::validate`]); the model is allocated
+    /// only once they agree.
     pub fn load<B: Backend>(
         &self,
         device: &B::Device,
@@ -480,7 +506,7 @@ impl Checkpoint {
             backend: B::name(device),
             dtype: target,
             alt: if target == DType::BF16 && B::supports_dtype(device, DType::F16) {
-                " or --dtype f16"
+                " or F16"
             } else {
                 ""
             },

@@ -14,6 +14,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// The largest model width, attention width (`n_heads × head_dim`) and head width accepted.
+pub const MAX_DIM: usize = 1 << 16;
+/// The most transformer blocks accepted.
+pub const MAX_LAYERS: usize = 1024;
+/// The most attention heads accepted.
+pub const MAX_HEADS: usize = 1024;
+/// The largest SwiGLU hidden size and `multiple_of` accepted.
+pub const MAX_FFN_HIDDEN_DIM: usize = 1 << 20;
+/// The largest vocabulary accepted.
+pub const MAX_VOCAB_SIZE: usize = 1 << 20;
+/// The largest `max_seqlen` and `sliding_window` accepted.
+pub const MAX_SEQLEN: usize = 1 << 20;
+/// The largest rotary table accepted: `max_seqlen × head_dim` f32 values (cos and sin), made
+/// on the device at the first forward pass.
+pub const MAX_ROPE_TABLE: usize = 1 << 28;
+/// The most parameters accepted (2^36: 256 GiB in f32).
+pub const MAX_PARAMS: usize = 1 << 36;
+/// The largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// How attention is restricted beyond causality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,41 +183,61 @@ impl EntropyModelConfig {
 
     /// The SwiGLU hidden size, derived exactly as the reference does: `4·dim`, then `⌊2h/3⌋`,
     /// then `⌊multiplier·h⌋`, then rounded up to `multiple_of` (2048 for the release).
+    /// `usize::MAX` when that overflows (a config [`Self::validate`] refuses).
     pub fn ffn_hidden_dim(&self) -> usize {
+        self.checked_ffn_hidden_dim().unwrap_or(usize::MAX)
+    }
+
+    fn checked_ffn_hidden_dim(&self) -> Option<usize> {
         if let Some(hidden) = self.ffn_hidden_dim {
-            return hidden;
+            return Some(hidden);
         }
-        let mut hidden = 4 * self.dim;
-        hidden = 2 * hidden / 3;
+        let mut hidden = self.dim.checked_mul(8)? / 3;
         if let Some(mult) = self.ffn_dim_multiplier {
-            hidden = (mult * hidden as f64) as usize;
+            let scaled = mult * hidden as f64;
+            // beyond 2^53 an f64 → usize conversion is no longer exact; far beyond any bound
+            if !(scaled.is_finite() && (0.0..9.0e15).contains(&scaled)) {
+                return None;
+            }
+            hidden = scaled as usize;
         }
         let m = self.multiple_of.max(1);
-        m * hidden.div_ceil(m)
+        hidden.div_ceil(m).checked_mul(m)
     }
 
-    /// Number of parameters of a model of this shape.
+    /// Number of parameters of a model of this shape (`usize::MAX` when that overflows, for a
+    /// config [`Self::validate`] refuses).
     pub fn num_params(&self) -> usize {
-        let (d, hd, h, kv) = (self.dim, self.head_dim(), self.n_heads, self.n_kv_heads());
-        let attn = d * h * hd * 2 + d * kv * hd * 2;
-        let ffn = 3 * d * self.ffn_hidden_dim();
-        let per_layer = attn + ffn + 2 * d;
-        let head = if self.weight_tying {
-            0
-        } else {
-            self.vocab_size * d
-        };
-        self.vocab_size * d + self.n_layers * per_layer + d + head
+        self.checked_num_params().unwrap_or(usize::MAX)
     }
 
-    /// Checks that the numbers describe a model that can be built.
+    fn checked_num_params(&self) -> Option<usize> {
+        let (d, hd, h, kv) = (self.dim, self.head_dim(), self.n_heads, self.n_kv_heads());
+        let q = d.checked_mul(h)?.checked_mul(hd)?;
+        let k = d.checked_mul(kv)?.checked_mul(hd)?;
+        let attn = q.checked_add(k)?.checked_mul(2)?;
+        let ffn = d
+            .checked_mul(self.checked_ffn_hidden_dim()?)?
+            .checked_mul(3)?;
+        let per_layer = attn.checked_add(ffn)?.checked_add(d.checked_mul(2)?)?;
+        let embed = self.vocab_size.checked_mul(d)?;
+        let head = if self.weight_tying { 0 } else { embed };
+        embed
+            .checked_add(self.n_layers.checked_mul(per_layer)?)?
+            .checked_add(d)?
+            .checked_add(head)
+    }
+
+    /// Checks that the numbers describe a model that can be built, within the bounds of this
+    /// module's `MAX_*` constants, so that a hostile or mistaken config is refused before any
+    /// tensor is allocated for it. Returns what is wrong, naming the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let positive = [
             ("dim", self.dim),
             ("n_layers", self.n_layers),
             ("n_heads", self.n_heads),
             ("n_kv_heads", self.n_kv_heads()),
-            ("head_dim", self.head_dim()),
+            ("head_dim", self.head_dim.unwrap_or(1)),
             ("max_seqlen", self.max_seqlen),
             ("vocab_size", self.vocab_size),
         ];
@@ -206,6 +246,32 @@ impl EntropyModelConfig {
                 return Err(format!("`{name}` must be positive"));
             }
         }
+        let at_most = [
+            ("dim", self.dim, MAX_DIM),
+            ("n_layers", self.n_layers, MAX_LAYERS),
+            ("n_heads", self.n_heads, MAX_HEADS),
+            ("n_kv_heads", self.n_kv_heads(), MAX_HEADS),
+            ("head_dim", self.head_dim.unwrap_or(0), MAX_DIM),
+            ("multiple_of", self.multiple_of, MAX_FFN_HIDDEN_DIM),
+            (
+                "ffn_hidden_dim",
+                self.ffn_hidden_dim.unwrap_or(0),
+                MAX_FFN_HIDDEN_DIM,
+            ),
+            ("vocab_size", self.vocab_size, MAX_VOCAB_SIZE),
+            ("max_seqlen", self.max_seqlen, MAX_SEQLEN),
+            (
+                "sliding_window",
+                self.sliding_window.unwrap_or(0),
+                MAX_SEQLEN,
+            ),
+        ];
+        for (name, value, max) in at_most {
+            if value > max {
+                return Err(format!("`{name}` is {value}; at most {max} is accepted"));
+            }
+        }
+        // without an explicit `head_dim`, `dim / n_heads`: exact and so at least 1
         if self.head_dim.is_none() && !self.dim.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "`dim` ({}) is not a multiple of `n_heads` ({})",
@@ -225,15 +291,60 @@ impl EntropyModelConfig {
                 self.n_kv_heads()
             ));
         }
+        if self.n_heads * self.head_dim() > MAX_DIM {
+            return Err(format!(
+                "`n_heads` × `head_dim` is {}; at most {MAX_DIM} is accepted",
+                self.n_heads * self.head_dim()
+            ));
+        }
         if self.sliding_window == Some(0) {
             return Err("`sliding_window` must be positive".into());
         }
-        if self.norm_eps.is_nan()
-            || self.norm_eps <= 0.0
-            || self.rope_theta.is_nan()
-            || self.rope_theta <= 0.0
+        for (name, value) in [("norm_eps", self.norm_eps), ("rope_theta", self.rope_theta)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!(
+                    "`{name}` must be a positive finite number, not {value}"
+                ));
+            }
+        }
+        if let Some(mult) = self
+            .ffn_dim_multiplier
+            .filter(|m| !(m.is_finite() && *m > 0.0))
         {
-            return Err("`norm_eps` and `rope_theta` must be positive".into());
+            return Err(format!(
+                "`ffn_dim_multiplier` must be a positive finite number, not {mult}"
+            ));
+        }
+        if let Some(t) = self.patching_threshold.filter(|t| !t.is_finite()) {
+            return Err(format!("`patching_threshold` must be finite, not {t}"));
+        }
+        match self.checked_ffn_hidden_dim() {
+            Some(h) if (1..=MAX_FFN_HIDDEN_DIM).contains(&h) => {}
+            _ => {
+                return Err(format!(
+                    "the SwiGLU hidden size ({} × `dim` {}, rounded up to `multiple_of` {}) \
+                     must be between 1 and {MAX_FFN_HIDDEN_DIM}",
+                    self.ffn_dim_multiplier.unwrap_or(1.0),
+                    self.dim,
+                    self.multiple_of
+                ));
+            }
+        }
+        let rope = self.max_seqlen * self.head_dim();
+        if rope > MAX_ROPE_TABLE {
+            return Err(format!(
+                "`max_seqlen` × `head_dim` is {rope}: a rotary table larger than \
+                 {MAX_ROPE_TABLE} values"
+            ));
+        }
+        match self.checked_num_params() {
+            Some(n) if n <= MAX_PARAMS => {}
+            n => {
+                return Err(format!(
+                    "the config describes {} parameters; at most {MAX_PARAMS} are accepted",
+                    n.map_or("more than 2^64".to_string(), |n| n.to_string())
+                ));
+            }
         }
         if self.weight_tying {
             return Err("`weight_tying` is not supported (the reference crashes on it too)".into());
@@ -243,10 +354,23 @@ impl EntropyModelConfig {
 
     /// Parses a config file in any of the three layouts described in the module docs.
     pub fn from_json_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(file, MAX_CONFIG_BYTES + 1),
+            &mut text,
+        )
+        .map_err(io)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                reason: format!("larger than {MAX_CONFIG_BYTES} bytes"),
+            });
+        }
         let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
             reason: format!("not valid JSON: {e}"),
@@ -295,8 +419,17 @@ impl EntropyModelConfig {
 
     /// A Hugging Face `BltPatcherConfig` (`patcher_config` of a `BltConfig`).
     fn from_hf_patcher(value: &serde_json::Value) -> std::result::Result<Self, String> {
-        let get_usize = |key: &str| value.get(key).and_then(|v| v.as_u64()).map(|v| v as usize);
-        let require = |key: &str| get_usize(key).ok_or(format!("patcher config lacks `{key}`"));
+        let get_usize = |key: &str| {
+            value
+                .get(key)
+                .and_then(|v| v.as_u64())
+                .and_then(|v| usize::try_from(v).ok())
+        };
+        let require = |key: &str| {
+            get_usize(key).ok_or(format!(
+                "patcher config lacks `{key}` (a non-negative integer)"
+            ))
+        };
         let rope_theta = value
             .get("rope_theta")
             .and_then(|v| v.as_f64())
@@ -323,7 +456,13 @@ impl EntropyModelConfig {
                 .unwrap_or(1e-5),
             rope_theta,
             max_seqlen: get_usize("max_position_embeddings").unwrap_or(8192),
-            eos_id: get_usize("eos_token_id").map(|v| v as u32).unwrap_or(2),
+            eos_id: match value.get("eos_token_id") {
+                None | Some(serde_json::Value::Null) => 2,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or(format!("`eos_token_id` {v} is not a token id"))?,
+            },
             vocab_size: get_usize("vocab_size").unwrap_or(260),
             weight_tying: false,
             sliding_window: get_usize("sliding_window"),
@@ -386,6 +525,83 @@ mod tests {
         let c = EntropyModelConfig::tiny();
         let back = EntropyModelConfig::from_json_value(&c.to_meta_json()).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn non_finite_and_non_positive_numbers_are_refused() {
+        let base = EntropyModelConfig::tiny();
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -1e-5] {
+            for (field, config) in [
+                (
+                    "norm_eps",
+                    EntropyModelConfig {
+                        norm_eps: bad,
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "rope_theta",
+                    EntropyModelConfig {
+                        rope_theta: bad,
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "ffn_dim_multiplier",
+                    EntropyModelConfig {
+                        ffn_dim_multiplier: Some(bad),
+                        ..base.clone()
+                    },
+                ),
+            ] {
+                let err = config.validate().unwrap_err();
+                assert!(err.contains(field), "{field} = {bad}: {err}");
+            }
+        }
+        for bad in [f32::NAN, f32::INFINITY] {
+            let config = EntropyModelConfig {
+                patching_threshold: Some(bad),
+                ..base.clone()
+            };
+            assert!(config
+                .validate()
+                .unwrap_err()
+                .contains("patching_threshold"));
+        }
+        assert_eq!(base.validate(), Ok(()));
+        assert_eq!(EntropyModelConfig::blt_entropy().validate(), Ok(()));
+    }
+
+    #[test]
+    fn derived_sizes_never_overflow() {
+        let absurd = EntropyModelConfig {
+            dim: usize::MAX,
+            n_layers: usize::MAX,
+            n_heads: 1,
+            head_dim: Some(usize::MAX),
+            vocab_size: usize::MAX,
+            multiple_of: usize::MAX,
+            ffn_dim_multiplier: Some(f64::MAX),
+            ..EntropyModelConfig::tiny()
+        };
+        assert_eq!(absurd.ffn_hidden_dim(), usize::MAX);
+        assert_eq!(absurd.num_params(), usize::MAX);
+        assert!(absurd.validate().is_err());
+        let zero_heads = EntropyModelConfig {
+            n_heads: 0,
+            ..EntropyModelConfig::tiny()
+        };
+        assert!(zero_heads.validate().unwrap_err().contains("n_heads"));
+        // the largest accepted sizes still compute
+        let big = EntropyModelConfig {
+            dim: MAX_DIM,
+            n_heads: 1024,
+            n_layers: 1,
+            ..EntropyModelConfig::tiny()
+        };
+        assert_eq!(big.head_dim(), 64);
+        assert!(big.num_params() < MAX_PARAMS);
+        assert_eq!(big.validate(), Ok(()));
     }
 
     #[test]

@@ -72,6 +72,18 @@ pub enum Error {
         /// The dtype found.
         found: String,
     },
+    /// A tensor's stored bytes are absent, short, unreadable or laid out in a way the loader
+    /// would misread: the file is damaged, and loading it would give wrong weights (for a
+    /// PyTorch file, `burn-store` would silently read zeros).
+    #[error("{}: tensor `{name}` is damaged: {problem}", path.display())]
+    DamagedTensor {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor's name in the file's own naming.
+        name: String,
+        /// What is wrong with it.
+        problem: TensorDamage,
+    },
     /// Burn refused to apply the weights (should not happen after validation).
     #[error("{}: loading the weights failed: {reason}", path.display())]
     Load {
@@ -82,7 +94,7 @@ pub enum Error {
     },
     /// The backend cannot compute in the requested dtype on this device (bf16 under WGPU, whose
     /// shading language has no bf16, or f16 on an adapter without `shader-f16`).
-    #[error("the {backend} backend cannot run the model in {dtype:?} on this device; use --dtype f32{alt}")]
+    #[error("the {backend} backend cannot run the model in {dtype:?} on this device; use dtype F32{alt}")]
     DTypeUnavailable {
         /// The backend's name.
         backend: String,
@@ -97,6 +109,52 @@ pub enum Error {
     /// A tensor could not be read back from the device.
     #[error("reading a tensor back from the device failed: {0}")]
     Readback(String),
+}
+
+/// What is wrong with one tensor's stored bytes ([`Error::DamagedTensor`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TensorDamage {
+    /// The archive entry holding the tensor's storage is not there.
+    #[error("its storage `{entry}` is not in the archive")]
+    MissingStorage {
+        /// The archive entry looked for (`data/<key>`, under the archive's folder).
+        entry: String,
+    },
+    /// The storage holds fewer bytes than the tensor (or the storage's declared size) needs.
+    #[error("its storage `{entry}` holds {found} bytes, but {needed} are needed")]
+    ShortStorage {
+        /// The archive entry.
+        entry: String,
+        /// Bytes needed: (storage offset + elements) × element size, or the declared storage
+        /// size if larger.
+        needed: u64,
+        /// Bytes the entry holds.
+        found: u64,
+    },
+    /// The storage's archive entry cannot be read to its end (CRC mismatch, bad compression,
+    /// truncated archive).
+    #[error("its storage `{entry}` cannot be read: {reason}")]
+    UnreadableStorage {
+        /// The archive entry.
+        entry: String,
+        /// The zip reader's message.
+        reason: String,
+    },
+    /// The tensor is not stored row-major contiguous (the loader ignores strides).
+    #[error("it is stored with strides {stride:?} for shape {shape:?}, not row-major contiguous")]
+    NonContiguous {
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Its strides, in elements.
+        stride: Vec<usize>,
+    },
+    /// The tensor's description in the file is impossible (negative sizes, an offset or size
+    /// that overflows, shape and strides of different ranks).
+    #[error("{reason}")]
+    Malformed {
+        /// What is impossible.
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
