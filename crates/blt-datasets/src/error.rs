@@ -204,6 +204,21 @@ pub enum Error {
         key: String,
     },
 
+    /// A document cannot go into an Arrow record batch: one of its columns holds more than the
+    /// `i32` offsets of Arrow's string and list arrays can address. No option raises this: it
+    /// is the format's limit.
+    #[error("record {key}: its {column} column holds {len} (bytes, or values of a list), over the {limit} one Arrow record batch can address")]
+    ShardRowTooLarge {
+        /// The record's key (`sample_id`).
+        key: String,
+        /// The column (`text`, `bytes`, `entropies`, `patch_lengths`, `metadata`, `sample_id`).
+        column: &'static str,
+        /// Its length: bytes for strings and binary, elements for lists.
+        len: u64,
+        /// The most one record batch holds in one column (`i32::MAX`).
+        limit: u64,
+    },
+
     /// The Arrow or Parquet writer failed.
     #[error("{path}: {reason}")]
     TableWrite {

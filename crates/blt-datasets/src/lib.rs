@@ -31,7 +31,7 @@ pub use atomic::write_atomic;
 pub use confine::PathResolver;
 pub use entropy_shards::{
     complete_marker, read_shard, CompletedShard, EntropyFileFormat, EntropyRow,
-    EntropyShardOptions, EntropyShardSink,
+    EntropyShardOptions, EntropyShardSink, DEFAULT_BATCH_BYTES,
 };
 pub use error::{Error, Result};
 pub use hf::{split_files, HfDatasetSpec};

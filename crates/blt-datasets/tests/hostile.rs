@@ -1,7 +1,7 @@
 //! Hostile and broken input: files that claim more than they hold, files that are not files,
-//! paths in tables that point elsewhere, records without end, corrupt and truncated tables.
-//! Every hostile file is made here, in a temp folder; none of it reads or writes more than a few
-//! megabytes.
+//! paths in tables that point elsewhere, records without end, corrupt and truncated tables, and
+//! entropy shards whose batches must stay within Arrow's offsets. Every hostile file is made
+//! here, in a temp folder; none of it reads or writes more than a few megabytes.
 
 use std::fs::File;
 use std::io::Write;
@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{BinaryBuilder, StringBuilder, StructBuilder};
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Fields, Schema};
 use blt_datasets::{
-    enumerate, open_documents_with, ColumnSpec, DocumentOrigin, DocumentRef, Error, HfDatasetSpec,
+    enumerate, open_documents_with, read_shard, ColumnSpec, DocumentOrigin, DocumentRef,
+    EntropyFileFormat, EntropyRow, EntropyShardOptions, EntropyShardSink, Error, HfDatasetSpec,
     InputSpec, ReadLimits, Selection, SourceFailure, SourceItem, TableFormat, TableReader,
 };
 
@@ -560,5 +562,105 @@ fn truncated_tables_are_failures_and_the_next_file_is_read() {
         for doc in &docs[..docs.len() - 1] {
             assert!(many.contains(&doc.as_str()), "{name}: {doc:?}");
         }
+    }
+}
+
+// ---- entropy shards ---------------------------------------------------------------------------
+
+fn entropy_rows(n: usize) -> Vec<EntropyRow> {
+    (0..n)
+        .map(|i| {
+            let text = format!("document {i}: {}", "abc".repeat(i % 7));
+            EntropyRow {
+                sample_id: format!("doc-{i:04}"),
+                entropies: (0..text.len()).map(|j| (j % 5) as f32 * 0.5).collect(),
+                patch_lengths: vec![text.len() as i32],
+                bytes: if i % 5 == 4 {
+                    vec![0xff, 0xfe, i as u8]
+                } else {
+                    text.into_bytes()
+                },
+                metadata: Some(format!("{{\"i\":{i}}}")),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn entropy_shards_write_batches_within_the_budget_and_read_back_whole() {
+    for format in [EntropyFileFormat::Arrow, EntropyFileFormat::Parquet] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rows = entropy_rows(40);
+        if format == EntropyFileFormat::Arrow {
+            rows.retain(|r| std::str::from_utf8(&r.bytes).is_ok());
+        }
+        let mut sink = EntropyShardSink::new(
+            tmp.path(),
+            EntropyShardOptions {
+                format,
+                batch_bytes: 100,
+                ..EntropyShardOptions::default()
+            },
+        )
+        .unwrap();
+        for row in &rows {
+            assert!(sink.write(row.clone()).unwrap().is_none());
+        }
+        let shard = sink.finish().unwrap().unwrap();
+        assert!(shard.batches > 3, "{format:?}: {} batches", shard.batches);
+        let batches = read_shard(&shard.path, format, None).unwrap();
+        if format == EntropyFileFormat::Arrow {
+            assert_eq!(batches.len(), shard.batches);
+        }
+        let mut back = Vec::new();
+        for batch in &batches {
+            let ids = batch
+                .column_by_name("sample_id")
+                .unwrap()
+                .as_string::<i32>();
+            let texts = batch.column_by_name("text").unwrap().as_string::<i32>();
+            let entropies = batch.column_by_name("entropies").unwrap().as_list::<i32>();
+            for i in 0..batch.num_rows() {
+                let bytes = if texts.is_null(i) {
+                    let binary = batch.column_by_name("bytes").unwrap().as_binary::<i32>();
+                    binary.value(i).to_vec()
+                } else {
+                    texts.value(i).as_bytes().to_vec()
+                };
+                let values = entropies.value(i);
+                let values = values.as_primitive::<arrow_array::types::Float16Type>();
+                back.push((
+                    ids.value(i).to_string(),
+                    bytes,
+                    values
+                        .values()
+                        .iter()
+                        .map(|h| h.to_f32())
+                        .collect::<Vec<_>>(),
+                ));
+            }
+        }
+        let want: Vec<_> = rows
+            .iter()
+            .map(|r| (r.sample_id.clone(), r.bytes.clone(), r.entropies.clone()))
+            .collect();
+        assert_eq!(back, want, "{format:?}");
+    }
+}
+
+#[test]
+fn entropy_batch_budgets_outside_arrows_offsets_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for batch_bytes in [0, i32::MAX as usize + 1] {
+        let err = EntropyShardSink::new(
+            tmp.path(),
+            EntropyShardOptions {
+                batch_bytes,
+                ..EntropyShardOptions::default()
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
     }
 }
