@@ -296,6 +296,15 @@ pub struct IngestArgs {
     /// pass this many bytes when embeddings are stored (counted as failed).
     #[arg(long, default_value_t = blt_pipeline::DEFAULT_MAX_HIDDEN_BYTES)]
     pub max_hidden_bytes: u64,
+    /// Tables: refuse one JSONL line or CSV record longer than this many bytes (that row is
+    /// counted as failed; reading goes on with the next).
+    #[arg(long, default_value_t = blt_datasets::DEFAULT_MAX_RECORD_BYTES)]
+    pub max_record_bytes: u64,
+    /// Tables: refuse a file that a row names by path (`{bytes: null, path}`) when it is larger
+    /// than this many bytes. Such paths are read only inside the table's folder (or the Hub
+    /// dataset's snapshot).
+    #[arg(long, default_value_t = blt_datasets::DEFAULT_MAX_REFERENCED_FILE_BYTES)]
+    pub max_referenced_file_bytes: u64,
     /// Stop at the first bad document (default: log it, count it, go on).
     #[arg(long)]
     pub fail_fast: bool,

@@ -189,6 +189,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             .with_eos(!args.no_eos),
         max_doc_bytes: args.max_doc_bytes,
         max_hidden_bytes: args.max_hidden_bytes,
+        read_limits: blt_datasets::ReadLimits {
+            max_record_bytes: args.max_record_bytes,
+            max_referenced_file_bytes: args.max_referenced_file_bytes,
+        },
         resume: args.resume,
         fail_fast: args.fail_fast,
         export_json: args.export_json,
@@ -234,6 +238,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             "metadata": meta,
             "max_doc_bytes": args.max_doc_bytes,
             "max_hidden_bytes": args.max_hidden_bytes,
+            "max_record_bytes": args.max_record_bytes,
+            "max_referenced_file_bytes": args.max_referenced_file_bytes,
             "resume": args.resume,
             "fail_fast": args.fail_fast,
             "shard_max_bytes": args.shard_max_bytes,
@@ -434,5 +440,10 @@ mod tests {
     }
 
     /// The options the libraries name in limit errors (`DocumentFailure::limit`).
-    const LIMIT_OPTIONS: &[&str] = &["max_doc_bytes", "max_hidden_bytes"];
+    const LIMIT_OPTIONS: &[&str] = &[
+        "max_doc_bytes",
+        "max_hidden_bytes",
+        "max_record_bytes",
+        "max_referenced_file_bytes",
+    ];
 }

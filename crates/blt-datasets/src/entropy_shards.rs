@@ -23,6 +23,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::atomic::sync_parent;
 use crate::error::io_at;
+use crate::limits::{guard, open_regular};
 use crate::{Error, Result};
 
 /// The file format of entropy shards.
@@ -87,6 +88,13 @@ pub struct EntropyShardOptions {
     /// Parquet row groups are closed at this encoded size. Default 100 MiB, as the Hugging Face
     /// Hub recommends for its dataset viewer and for streaming.
     pub row_group_bytes: usize,
+    /// Buffered documents are written as a record batch before any column of the batch would
+    /// hold more than this: bytes for `sample_id`, `text`, `bytes` and `metadata`, values for
+    /// `entropies` and `patch_lengths`. A document larger than this gets a batch of its own.
+    /// Default 64 MiB ([`DEFAULT_BATCH_BYTES`]); at most `i32::MAX`, what the `i32` offsets of
+    /// Arrow's string and list arrays address (a document with a column past that is
+    /// [`Error::ShardRowTooLarge`]).
+    pub batch_bytes: usize,
     /// Provenance (model, patching rules, source, tool version): the Parquet file's key-value
     /// metadata, the Arrow schema's metadata.
     pub metadata: BTreeMap<String, String>,
@@ -100,6 +108,7 @@ impl Default for EntropyShardOptions {
             max_rows: 10_000,
             max_bytes: 1 << 30,
             row_group_bytes: 100 << 20,
+            batch_bytes: DEFAULT_BATCH_BYTES,
             metadata: BTreeMap::new(),
         }
     }
@@ -128,10 +137,75 @@ pub struct CompletedShard {
     pub path: PathBuf,
     /// The keys of its documents, in order.
     pub keys: Vec<String>,
+    /// The record batches it was written as.
+    pub batches: usize,
 }
 
 /// Rows buffered before a record batch is written.
 const BATCH_ROWS: usize = 256;
+
+/// Default of [`EntropyShardOptions::batch_bytes`]: 64 MiB.
+pub const DEFAULT_BATCH_BYTES: usize = 64 << 20;
+
+/// The most one column of a record batch holds: bytes of a string or binary column, values of
+/// a list column (their offsets are `i32`).
+const MAX_BATCH_COLUMN: u64 = i32::MAX as u64;
+
+/// The columns of a record batch whose size is bounded, in [`ColumnSizes`] order.
+const COLUMNS: [&str; 6] = [
+    "sample_id",
+    "text",
+    "bytes",
+    "entropies",
+    "patch_lengths",
+    "metadata",
+];
+
+/// What one row, or a batch of rows, adds to each of [`COLUMNS`]: bytes for strings and binary,
+/// values for lists.
+type ColumnSizes = [u64; 6];
+
+/// A row's [`ColumnSizes`] in `format` (Arrow has no `bytes`, `patch_lengths`, `metadata`).
+fn row_sizes(row: &EntropyRow, format: EntropyFileFormat) -> ColumnSizes {
+    let len = |n: usize| n as u64;
+    let text = std::str::from_utf8(&row.bytes).is_ok();
+    let parquet = format == EntropyFileFormat::Parquet;
+    [
+        len(row.sample_id.len()),
+        if text { len(row.bytes.len()) } else { 0 },
+        if text || !parquet {
+            0
+        } else {
+            len(row.bytes.len())
+        },
+        len(row.entropies.len()),
+        if parquet {
+            len(row.patch_lengths.len())
+        } else {
+            0
+        },
+        if parquet {
+            len(row.metadata.as_ref().map_or(0, String::len))
+        } else {
+            0
+        },
+    ]
+}
+
+/// Refuses a row with a column over `limit`: it cannot go into any record batch.
+fn check_row_fits(key: &str, sizes: &ColumnSizes, limit: u64) -> Result<()> {
+    for (column, &len) in COLUMNS.iter().zip(sizes) {
+        if len > limit {
+            return Err(Error::ShardRowTooLarge {
+                key: key.to_owned(),
+                column,
+                len,
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
 
 enum Writer {
     Arrow(arrow_ipc::writer::FileWriter<BufWriter<File>>),
@@ -144,6 +218,10 @@ struct OpenShard {
     writer: Writer,
     keys: Vec<String>,
     pending: Vec<EntropyRow>,
+    /// What `pending` holds in each column.
+    pending_sizes: ColumnSizes,
+    /// Record batches written so far.
+    batches: usize,
     bytes: u64,
 }
 
@@ -184,10 +262,14 @@ impl EntropyShardSink {
             || options.max_rows == 0
             || options.max_bytes == 0
             || options.row_group_bytes == 0
+            || options.batch_bytes == 0
+            || options.batch_bytes as u64 > MAX_BATCH_COLUMN
         {
             return Err(Error::InvalidOptions {
                 dir,
-                reason: "the prefix must be [A-Za-z0-9_.-] and the limits above 0".into(),
+                reason: format!(
+                    "the prefix must be [A-Za-z0-9_.-], the limits above 0 and batch_bytes at most {MAX_BATCH_COLUMN}"
+                ),
             });
         }
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
@@ -277,20 +359,37 @@ impl EntropyShardSink {
     }
 
     /// Adds a document; returns the shard it completed, if adding it closed one.
+    ///
+    /// A document with a column past what one record batch can hold (`i32::MAX` bytes or
+    /// values) is [`Error::ShardRowTooLarge`], and nothing is written.
     pub fn write(&mut self, row: EntropyRow) -> Result<Option<CompletedShard>> {
         if self.options.format == EntropyFileFormat::Arrow
             && std::str::from_utf8(&row.bytes).is_err()
         {
             return Err(Error::NotUtf8Text { key: row.sample_id });
         }
+        let sizes = row_sizes(&row, self.options.format);
+        check_row_fits(&row.sample_id, &sizes, MAX_BATCH_COLUMN)?;
         if self.open.is_none() {
             self.open = Some(self.open_shard()?);
         }
         let Some(open) = self.open.as_mut() else {
             return Ok(None);
         };
+        let budget = self.options.batch_bytes as u64;
+        let over_budget = open
+            .pending_sizes
+            .iter()
+            .zip(&sizes)
+            .any(|(&held, &add)| held.saturating_add(add) > budget);
+        if over_budget {
+            flush_pending(open, &self.schema, self.options.format)?;
+        }
         open.bytes += row.bytes.len() as u64 + 2 * row.entropies.len() as u64;
         open.keys.push(row.sample_id.clone());
+        for (held, add) in open.pending_sizes.iter_mut().zip(sizes) {
+            *held += add;
+        }
         open.pending.push(row);
         if open.pending.len() >= BATCH_ROWS {
             flush_pending(open, &self.schema, self.options.format)?;
@@ -358,6 +457,8 @@ impl EntropyShardSink {
             writer,
             keys: Vec::new(),
             pending: Vec::new(),
+            pending_sizes: [0; 6],
+            batches: 0,
             bytes: 0,
         })
     }
@@ -389,6 +490,7 @@ impl EntropyShardSink {
         Ok(CompletedShard {
             path: open.path,
             keys: open.keys,
+            batches: open.batches,
         })
     }
 }
@@ -402,7 +504,9 @@ fn flush_pending(
         return Ok(());
     }
     let rows = std::mem::take(&mut open.pending);
+    open.pending_sizes = [0; 6];
     let batch = build_batch(&rows, schema, format).map_err(|e| write_error(&open.tmp, e))?;
+    open.batches += 1;
     match &mut open.writer {
         Writer::Arrow(w) => w.write(&batch).map_err(|e| write_error(&open.tmp, e)),
         Writer::Parquet(w) => w.write(&batch).map_err(|e| write_error(&open.tmp, e)),
@@ -460,50 +564,91 @@ fn build_batch(
     RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
-/// Reads a shard's record batches, all columns or only `column`.
+/// Reads a shard's record batches, all columns or only `column`. A panic of the reader on a
+/// corrupt shard is [`Error::ReaderPanicked`].
 pub fn read_shard(
     path: &Path,
     format: EntropyFileFormat,
     column: Option<&str>,
 ) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).map_err(io_at(path))?;
+    let (file, _) = open_regular(path)?;
     let bad = |e: &dyn std::fmt::Display| Error::Table {
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    let mut out = Vec::new();
-    match format {
-        EntropyFileFormat::Arrow => {
-            let reader =
-                arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
-                    .map_err(|e| bad(&e))?;
-            let projection = column
-                .map(|c| reader.schema().index_of(c).map_err(|e| bad(&e)))
-                .transpose()?;
-            for batch in reader {
-                let batch = batch.map_err(|e| bad(&e))?;
-                out.push(match projection {
-                    Some(i) => batch.project(&[i]).map_err(|e| bad(&e))?,
-                    None => batch,
-                });
-            }
-        }
-        EntropyFileFormat::Parquet => {
-            use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-            use parquet::arrow::ProjectionMask;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
-            let builder = match column {
-                Some(c) => {
-                    let index = builder.schema().index_of(c).map_err(|e| bad(&e))?;
-                    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
-                    builder.with_projection(mask)
+    guard(path, || {
+        let mut out = Vec::new();
+        match format {
+            EntropyFileFormat::Arrow => {
+                let reader =
+                    arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
+                        .map_err(|e| bad(&e))?;
+                let projection = column
+                    .map(|c| reader.schema().index_of(c).map_err(|e| bad(&e)))
+                    .transpose()?;
+                for batch in reader {
+                    let batch = batch.map_err(|e| bad(&e))?;
+                    out.push(match projection {
+                        Some(i) => batch.project(&[i]).map_err(|e| bad(&e))?,
+                        None => batch,
+                    });
                 }
-                None => builder,
-            };
-            for batch in builder.build().map_err(|e| bad(&e))? {
-                out.push(batch.map_err(|e| bad(&e))?);
+            }
+            EntropyFileFormat::Parquet => {
+                use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+                use parquet::arrow::ProjectionMask;
+                let builder =
+                    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+                let builder = match column {
+                    Some(c) => {
+                        let index = builder.schema().index_of(c).map_err(|e| bad(&e))?;
+                        let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+                        builder.with_projection(mask)
+                    }
+                    None => builder,
+                };
+                for batch in builder.build().map_err(|e| bad(&e))? {
+                    out.push(batch.map_err(|e| bad(&e))?);
+                }
             }
         }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_past_what_a_batch_holds_is_refused() {
+        let row = EntropyRow {
+            sample_id: "doc-1".into(),
+            bytes: b"0123456789".to_vec(),
+            entropies: vec![0.5; 4],
+            patch_lengths: vec![10],
+            metadata: Some("{}".into()),
+        };
+        let sizes = row_sizes(&row, EntropyFileFormat::Parquet);
+        assert_eq!(sizes, [5, 10, 0, 4, 1, 2]);
+        check_row_fits("doc-1", &sizes, 10).unwrap();
+        let err = check_row_fits("doc-1", &sizes, 9).unwrap_err();
+        assert!(
+            matches!(&err, Error::ShardRowTooLarge { key, column: "text", len: 10, limit: 9 } if key == "doc-1"),
+            "{err}"
+        );
+        // Bytes that are not UTF-8 go into the `bytes` column (Parquet).
+        let binary = EntropyRow {
+            bytes: vec![0xff; 3],
+            ..row
+        };
+        assert_eq!(
+            row_sizes(&binary, EntropyFileFormat::Parquet),
+            [5, 0, 3, 4, 1, 2]
+        );
+        assert_eq!(
+            row_sizes(&binary, EntropyFileFormat::Arrow),
+            [5, 0, 0, 4, 0, 0]
+        );
     }
-    Ok(out)
 }

@@ -27,12 +27,69 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// A file input (`InputSpec::File` or an entry of `InputSpec::List`) names something that
-    /// is not a regular file (a folder, a FIFO, a device).
-    #[error("{path}: not a regular file")]
+    /// A file to be read (a file input, a document, a table, a file a table row names) is not a
+    /// regular file: a folder, a FIFO, a socket or a device such as `/dev/zero`, which could
+    /// block or never end. Nothing is read from it.
+    #[error("{path}: not a regular file ({kind}); only regular files are read")]
     NotAFile {
-        /// The path given as the file.
+        /// The path (for a symlink, the link as given).
         path: PathBuf,
+        /// What it is instead: `a directory`, `a FIFO`, `a socket`, `a character device`,
+        /// `a block device` or `not a regular file`.
+        kind: &'static str,
+    },
+
+    /// A path found in a table (the `path` of a Hugging Face `{bytes, path}` value, or a file
+    /// name listed by a Hub dataset) that would be read from outside the folder it must stay in:
+    /// the table's folder for a local table, the dataset's cache folder for a Hub dataset.
+    #[error("path {value:?} refused: {rule} (paths in tables are read only from inside {base})")]
+    PathRefused {
+        /// The path as the data gave it.
+        value: String,
+        /// The folder it must stay in.
+        base: PathBuf,
+        /// Which rule it broke (`an absolute path`, `a ".." component`, `it resolves to … outside
+        /// the folder` …).
+        rule: String,
+    },
+
+    /// A file named by a table row (`{bytes: null, path}`) is larger than the limit.
+    #[error(
+        "{path}: over the limit of {limit} bytes for a file a table row names (option {option})"
+    )]
+    ReferencedFileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+        /// The option field that raises it: `max_referenced_file_bytes` of
+        /// [`ReadLimits`](crate::ReadLimits).
+        option: &'static str,
+    },
+
+    /// One JSONL line or CSV record is longer than the limit; it is skipped (that row's failure)
+    /// and reading goes on with the next one.
+    #[error("{path}: row {row}: one record is over the limit of {limit} bytes (option {option})")]
+    RecordTooLarge {
+        /// The table file.
+        path: PathBuf,
+        /// The row's index in the file (rows count from 0).
+        row: u64,
+        /// The limit in bytes.
+        limit: u64,
+        /// The option field that raises it: `max_record_bytes` of
+        /// [`ReadLimits`](crate::ReadLimits).
+        option: &'static str,
+    },
+
+    /// A third-party reader (arrow-ipc, parquet) panicked on a corrupt file. The panic was
+    /// caught; the file yields no more rows.
+    #[error("{path}: the reader panicked: {message}")]
+    ReaderPanicked {
+        /// The file.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
     },
 
     /// The glob of a folder input does not compile.
@@ -147,6 +204,21 @@ pub enum Error {
         key: String,
     },
 
+    /// A document cannot go into an Arrow record batch: one of its columns holds more than the
+    /// `i32` offsets of Arrow's string and list arrays can address. No option raises this: it
+    /// is the format's limit.
+    #[error("record {key}: its {column} column holds {len} (bytes, or values of a list), over the {limit} one Arrow record batch can address")]
+    ShardRowTooLarge {
+        /// The record's key (`sample_id`).
+        key: String,
+        /// The column (`text`, `bytes`, `entropies`, `patch_lengths`, `metadata`, `sample_id`).
+        column: &'static str,
+        /// Its length: bytes for strings and binary, elements for lists.
+        len: u64,
+        /// The most one record batch holds in one column (`i32::MAX`).
+        limit: u64,
+    },
+
     /// The Arrow or Parquet writer failed.
     #[error("{path}: {reason}")]
     TableWrite {
@@ -223,6 +295,17 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The option field that raises the limit this error hit, for the limits a caller sets
+    /// ([`ReadLimits`](crate::ReadLimits)): `max_record_bytes`, `max_referenced_file_bytes`.
+    pub fn option(&self) -> Option<&'static str> {
+        match self {
+            Error::RecordTooLarge { option, .. } | Error::ReferencedFileTooLarge { option, .. } => {
+                Some(option)
+            }
+            _ => None,
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {

@@ -2,13 +2,11 @@
 //! the deterministic safetensors encoding of them.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::io::Read;
 use std::path::Path;
 
 pub use safetensors::Dtype;
 
-use crate::error::io_at;
 use crate::key::validate_key;
 use crate::{Error, Result};
 
@@ -321,8 +319,12 @@ pub(crate) fn safetensors_file_is_whole(path: &Path) -> Result<bool> {
 pub(crate) fn whole_file_metadata(
     path: &Path,
 ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
-    let mut file = fs::File::open(path).map_err(io_at(path))?;
-    let file_len = file.metadata().map_err(io_at(path))?.len();
+    let (mut file, file_len) = match crate::limits::open_regular(path) {
+        Ok(opened) => opened,
+        // A folder, a FIFO, a device: not a whole file (and never opened, which could block).
+        Err(Error::NotAFile { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let mut len_bytes = [0u8; 8];
     if file.read_exact(&mut len_bytes).is_err() {
         return Ok(None);
@@ -344,7 +346,8 @@ pub(crate) fn whole_file_metadata(
         .map(|info| info.data_offsets.1)
         .max()
         .unwrap_or(0) as u64;
-    if 8 + header_len + data_end != file_len {
+    // The offsets come from the file: a hostile one could overflow the sum.
+    if (8 + header_len).checked_add(data_end) != Some(file_len) {
         return Ok(None);
     }
     Ok(Some(

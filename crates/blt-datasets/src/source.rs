@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::io_at;
 use crate::hf::HfDatasetSpec;
 use crate::key::{key_from_parts, text_key};
+use crate::limits::{non_regular_kind, open_regular, read_bounded};
 use crate::table::ColumnSpec;
 use crate::{Error, Result};
 
@@ -97,8 +97,14 @@ pub struct DocumentRef {
 
 impl DocumentRef {
     /// Reads the document's bytes, refusing more than `max_bytes` (if given) with
-    /// [`Error::TooLarge`] (or [`Error::TextTooLarge`]). A file that grew past the limit while
-    /// being read is refused too.
+    /// [`Error::TooLarge`] (or [`Error::TextTooLarge`], [`Error::RowTooLarge`]). A file that
+    /// grew past the limit while being read, or that claims a length of 0 and yields more (as
+    /// `/proc` files do), is refused too: at most `max_bytes + 1` bytes are ever read.
+    ///
+    /// Callers should pass a limit: with `None` a file is read to its end, however long (a
+    /// sparse file of a terabyte is a terabyte of zeros). In no case is the file's claimed
+    /// length reserved up front. Only regular files are read: a document whose path now names
+    /// a FIFO, a socket or a device is [`Error::NotAFile`], and nothing is read from it.
     pub fn read(&self, max_bytes: Option<u64>) -> Result<Vec<u8>> {
         match &self.source {
             DocumentOrigin::Text(text) => {
@@ -155,9 +161,11 @@ impl DocumentRef {
     }
 }
 
+/// Reads a regular file, at most `max_bytes` of it (a file that claims less but yields more, as
+/// `/proc` files do, is cut at `max_bytes + 1` and refused). Never reserves more than
+/// [`MAX_PREALLOC_BYTES`](crate::limits::MAX_PREALLOC_BYTES) up front.
 fn read_file(path: &Path, max_bytes: Option<u64>) -> Result<Vec<u8>> {
-    let file = fs::File::open(path).map_err(io_at(path))?;
-    let len = file.metadata().map_err(io_at(path))?.len();
+    let (file, len) = open_regular(path)?;
     if let Some(max) = max_bytes {
         if len > max {
             return Err(Error::TooLarge {
@@ -167,22 +175,15 @@ fn read_file(path: &Path, max_bytes: Option<u64>) -> Result<Vec<u8>> {
             });
         }
     }
-    let limit = max_bytes.map_or(u64::MAX, |max| max.saturating_add(1));
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(limit)
-        .read_to_end(&mut bytes)
-        .map_err(io_at(path))?;
-    if let Some(max) = max_bytes {
-        let read = bytes.len() as u64;
-        if read > max {
-            return Err(Error::TooLarge {
-                path: path.to_owned(),
-                len: read,
-                max,
-            });
-        }
+    let (bytes, over) = read_bounded(file, len, max_bytes).map_err(io_at(path))?;
+    match max_bytes {
+        Some(max) if over => Err(Error::TooLarge {
+            path: path.to_owned(),
+            len: bytes.len() as u64,
+            max,
+        }),
+        _ => Ok(bytes),
     }
-    Ok(bytes)
 }
 
 /// The documents `spec` names, in a deterministic order: folder inputs sorted by the bytes of
@@ -191,7 +192,10 @@ fn read_file(path: &Path, max_bytes: Option<u64>) -> Result<Vec<u8>> {
 /// not listed ([`Error::StreamedInput`]): open them with [`open_documents`](crate::open_documents).
 ///
 /// A folder walk follows symlinks but skips symlink loops and broken links (with a `tracing`
-/// warning) and anything that is not a regular file. A missing or unreadable input path, or an
+/// warning) and anything that is not a regular file or a folder: a FIFO, a socket, a device, or
+/// a symlink to one (such as a link to `/dev/zero`) is skipped with a `tracing` warning, never
+/// listed as a document. (Should an entry become one after it was listed, reading it is
+/// [`Error::NotAFile`].) A missing or unreadable input path, or an
 /// unreadable folder inside the walk, is an [`Error::Io`] naming it.
 pub fn enumerate(spec: &InputSpec) -> Result<Vec<DocumentRef>> {
     match spec {
@@ -221,9 +225,10 @@ pub fn enumerate(spec: &InputSpec) -> Result<Vec<DocumentRef>> {
 
 fn file_document(path: &Path) -> Result<DocumentRef> {
     let meta = fs::metadata(path).map_err(io_at(path))?;
-    if !meta.is_file() {
+    if let Some(kind) = non_regular_kind(meta.file_type()) {
         return Err(Error::NotAFile {
             path: path.to_owned(),
+            kind,
         });
     }
     let (name, identity) = clean_path(path);
@@ -314,7 +319,10 @@ pub(crate) fn walk_dir(root: &Path, glob: Option<&str>) -> Result<Vec<DocumentRe
                 return Err(Error::io(path, std::io::Error::from(err)));
             }
         };
-        if !entry.file_type().is_file() {
+        if let Some(kind) = non_regular_kind(entry.file_type()) {
+            if !entry.file_type().is_dir() {
+                tracing::warn!(path = %entry.path().display(), kind, "skipping: not a regular file");
+            }
             continue;
         }
         let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());

@@ -13,11 +13,13 @@ use std::sync::Arc;
 
 use blt_hub::{DatasetSnapshot, HubOptions};
 
+use crate::confine::{checked_relative, PathResolver};
 use crate::hf::{split_files, HfDatasetSpec};
 use crate::key::key_from_parts;
+use crate::limits::{open_regular, read_bounded, ReadLimits};
 use crate::ranks::RankSpec;
 use crate::source::{clean_path, walk_dir, DocumentOrigin, DocumentRef, RowDocument};
-use crate::table::{ColumnSpec, PathResolver, TableFormat, TableReader};
+use crate::table::{ColumnSpec, TableFormat, TableReader};
 use crate::{enumerate, Error, InputSpec, Result};
 
 /// Which part of the input this process reads.
@@ -43,6 +45,9 @@ pub struct SourceFailure {
     pub row: Option<u64>,
     /// Why.
     pub reason: String,
+    /// When the failure is a limit that was hit, the [`ReadLimits`] field that raises it
+    /// (`max_record_bytes`, `max_referenced_file_bytes`).
+    pub option: Option<&'static str>,
 }
 
 /// An item of a [`DocumentStream`].
@@ -92,36 +97,122 @@ struct TableFile {
 }
 
 impl TableFile {
-    fn open(&self, columns: &ColumnSpec) -> Result<TableReader> {
+    fn open(&self, columns: &ColumnSpec, limits: &ReadLimits) -> Result<TableReader> {
         match &self.location {
-            Location::Local(path) => TableReader::open(path, self.format, columns),
+            Location::Local(path) => {
+                let folder = path.parent().map(PathBuf::from).unwrap_or_default();
+                TableReader::open_with(
+                    path,
+                    self.format,
+                    columns,
+                    PathResolver::in_folder(folder),
+                    limits,
+                )
+            }
             Location::Hub(snapshot) => {
-                let path = snapshot.fetch(&self.name)?;
-                let folder = self
-                    .name
-                    .rsplit_once('/')
-                    .map(|(d, _)| d.to_string())
-                    .unwrap_or_default();
-                let snap = Arc::clone(snapshot);
-                let resolve: PathResolver = Arc::new(move |p: &str| {
-                    let p = p.trim_start_matches("./");
-                    let beside = if folder.is_empty() {
-                        p.to_string()
-                    } else {
-                        format!("{folder}/{p}")
-                    };
-                    snap.fetch(&beside)
-                        .or_else(|_| snap.fetch(p))
-                        .map_err(|e| e.to_string())
-                });
-                TableReader::open_with(&path, self.format, columns, resolve)
+                let resolver = hub_resolver(snapshot, &self.name);
+                // The file list comes from the Hub (or the cache): its names are data too.
+                let path = resolver.read_path(&self.name)?;
+                TableReader::open_with(&path, self.format, columns, resolver.paths, limits)
             }
         }
     }
 }
 
-/// Opens the documents of `spec` for `selection`.
+/// Reads the files of a Hub dataset from inside its cache folder only
+/// (`datasets--<owner>--<name>`, where the snapshot's links and the blobs they point to are).
+struct HubResolver {
+    /// For paths found in the table `table`: its folder first, then the repo's root.
+    paths: PathResolver,
+    snapshot: Arc<DatasetSnapshot>,
+}
+
+/// The cache folder of a snapshot (`<repo>/snapshots/<commit>` → `<repo>`).
+fn repo_cache_dir(snapshot: &DatasetSnapshot) -> PathBuf {
+    snapshot
+        .snapshot_dir
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map_or_else(|| snapshot.snapshot_dir.clone(), PathBuf::from)
+}
+
+fn hub_resolver(snapshot: &Arc<DatasetSnapshot>, table: &str) -> HubResolver {
+    let root = repo_cache_dir(snapshot);
+    let folder = table
+        .rsplit_once('/')
+        .map(|(d, _)| d.to_string())
+        .unwrap_or_default();
+    let snap = Arc::clone(snapshot);
+    let base = root.clone();
+    let paths = PathResolver::new(root, move |relative: &str| {
+        // `relative` is checked: no `..`, not absolute. Only files the dataset lists are
+        // fetched.
+        let beside = if folder.is_empty() {
+            relative.to_string()
+        } else {
+            format!("{folder}/{relative}")
+        };
+        let listed = |name: &str| {
+            snap.files
+                .binary_search_by(|f| f.as_str().cmp(name))
+                .is_ok()
+        };
+        let name = if listed(&beside) {
+            beside
+        } else if listed(relative) {
+            relative.to_string()
+        } else {
+            return Err(Error::PathRefused {
+                value: relative.to_string(),
+                base: base.clone(),
+                rule: format!(
+                    "the dataset lists no file {beside:?}{}",
+                    if beside == relative {
+                        String::new()
+                    } else {
+                        format!(" or {relative:?}")
+                    }
+                ),
+            });
+        };
+        Ok(snap.fetch(&name)?)
+    });
+    HubResolver {
+        paths,
+        snapshot: Arc::clone(snapshot),
+    }
+}
+
+impl HubResolver {
+    /// The local path of the dataset's file `name` (repo-relative): checked, fetched, and
+    /// refused unless it lies inside the repo's cache folder.
+    fn read_path(&self, name: &str) -> Result<PathBuf> {
+        let relative = checked_relative(name).map_err(|rule| Error::PathRefused {
+            value: name.to_string(),
+            base: self.paths.root().to_owned(),
+            rule: rule.to_string(),
+        })?;
+        let local = self.snapshot.fetch(&relative)?;
+        self.paths.confined(name, &local)
+    }
+}
+
+/// The most bytes of a dataset card (`README.md`) read; a larger card is ignored (with a
+/// warning) and the naming conventions pick the files.
+const MAX_CARD_BYTES: u64 = 16 << 20;
+
+/// Opens the documents of `spec` for `selection`, with the default [`ReadLimits`].
 pub fn open_documents(spec: &InputSpec, selection: &Selection) -> Result<DocumentStream> {
+    open_documents_with(spec, selection, &ReadLimits::default())
+}
+
+/// Opens the documents of `spec` for `selection`; tables are read within `limits` (a limit
+/// hit is that row's failure, [`SourceFailure::option`] naming the field that raises it).
+pub fn open_documents_with(
+    spec: &InputSpec,
+    selection: &Selection,
+    limits: &ReadLimits,
+) -> Result<DocumentStream> {
     match spec {
         InputSpec::Tables {
             paths,
@@ -164,14 +255,21 @@ pub fn open_documents(spec: &InputSpec, selection: &Selection) -> Result<Documen
                 .sum();
             let mut description = BTreeMap::new();
             description.insert("source".into(), "tables".into());
-            Ok(table_stream(files, columns, selection, bytes, description))
+            Ok(table_stream(
+                files,
+                columns,
+                selection,
+                limits,
+                bytes,
+                description,
+            ))
         }
         InputSpec::HfDataset {
             dataset,
             revision,
             columns,
             hub,
-        } => open_hf(dataset, revision, columns, hub, selection),
+        } => open_hf(dataset, revision, columns, hub, selection, limits),
         local => {
             let docs = selection.rank.take(enumerate(local)?);
             let docs: Vec<DocumentRef> = docs
@@ -201,12 +299,13 @@ fn open_hf(
     columns: &ColumnSpec,
     hub: &HubOptions,
     selection: &Selection,
+    limits: &ReadLimits,
 ) -> Result<DocumentStream> {
     let options = hub.clone().with_revision(revision);
     let snapshot = Arc::new(blt_hub::open_dataset(&dataset.repo, &options)?);
     let readme = if snapshot.files.iter().any(|f| f == "README.md") {
-        match snapshot.fetch("README.md") {
-            Ok(path) => std::fs::read_to_string(&path).ok(),
+        match read_card(&snapshot) {
+            Ok(card) => card,
             Err(e) => {
                 tracing::warn!("cannot read the dataset card: {e}");
                 None
@@ -247,13 +346,39 @@ fn open_hf(
             })
         })
         .collect();
-    Ok(table_stream(files, columns, selection, 0, description))
+    Ok(table_stream(
+        files,
+        columns,
+        selection,
+        limits,
+        0,
+        description,
+    ))
+}
+
+/// The dataset card's text, if it is UTF-8 and at most [`MAX_CARD_BYTES`]; read only from
+/// inside the repo's cache folder.
+fn read_card(snapshot: &Arc<DatasetSnapshot>) -> Result<Option<String>> {
+    let path = hub_resolver(snapshot, "README.md").read_path("README.md")?;
+    let (file, len) = open_regular(&path)?;
+    let (bytes, over) =
+        read_bounded(file, len, Some(MAX_CARD_BYTES)).map_err(|e| Error::io(&path, e))?;
+    if over {
+        tracing::warn!(
+            path = %path.display(),
+            limit = MAX_CARD_BYTES,
+            "the dataset card is too large; ignoring it"
+        );
+        return Ok(None);
+    }
+    Ok(String::from_utf8(bytes).ok())
 }
 
 fn table_stream(
     files: Vec<TableFile>,
     columns: &ColumnSpec,
     selection: &Selection,
+    limits: &ReadLimits,
     bytes_hint: u64,
     mut description: BTreeMap<String, String>,
 ) -> DocumentStream {
@@ -265,9 +390,10 @@ fn table_stream(
         if by_file { "files" } else { "rows" }.into(),
     );
     let columns = columns.clone();
+    let limits = *limits;
     let rows = mine
         .into_iter()
-        .flat_map(move |file| file_rows(file, &columns));
+        .flat_map(move |file| file_rows(file, &columns, &limits));
     let rows: Box<dyn Iterator<Item = SourceItem> + Send> = if by_file {
         Box::new(rows)
     } else {
@@ -301,14 +427,19 @@ fn table_stream(
 
 /// The rows of one file as documents; a file that cannot be opened, or that breaks while being
 /// read, yields one failure (named by the file) and ends.
-fn file_rows(file: TableFile, columns: &ColumnSpec) -> Box<dyn Iterator<Item = SourceItem> + Send> {
+fn file_rows(
+    file: TableFile,
+    columns: &ColumnSpec,
+    limits: &ReadLimits,
+) -> Box<dyn Iterator<Item = SourceItem> + Send> {
     let file_failure = |name: &str, e: Error| SourceFailure {
         key: key_from_parts(name, name.as_bytes()),
         origin: name.to_string(),
         row: None,
+        option: e.option(),
         reason: e.to_string(),
     };
-    let reader = match file.open(columns) {
+    let reader = match file.open(columns, limits) {
         Ok(reader) => reader,
         Err(e) => return Box::new(std::iter::once(Err(file_failure(&file.name, e)))),
     };
@@ -339,11 +470,12 @@ fn file_rows(file: TableFile, columns: &ColumnSpec) -> Box<dyn Iterator<Item = S
                     })),
                 })
             }
-            Err(reason) => Err(SourceFailure {
+            Err(failure) => Err(SourceFailure {
                 key,
                 origin,
                 row: Some(row.row),
-                reason,
+                reason: failure.reason,
+                option: failure.option,
             }),
         }
     }))

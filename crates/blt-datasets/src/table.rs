@@ -5,12 +5,15 @@
 //! bytes, or for a Hugging Face `Image`/`Audio` struct (`{bytes, path}`) its bytes, else the file
 //! its `path` names. Nothing goes through a lossy UTF-8 conversion. The id column (optional) gives
 //! the readable part of the key; every other scalar column is carried as metadata.
+//!
+//! Input is untrusted: a JSONL line or CSV record is read with a cap
+//! ([`ReadLimits::max_record_bytes`]), a path in a `{bytes, path}` value is read only from inside
+//! the table's folder ([`PathResolver`]) and with a cap, only regular files are opened, and a
+//! panic of the Parquet or Arrow reader on a corrupt file becomes [`Error::ReaderPanicked`].
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -21,11 +24,20 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType};
 use serde_json::Value;
 
+use crate::confine::PathResolver;
 use crate::error::io_at;
+use crate::limits::{guard, open_regular, read_line_bounded, Line, ReadLimits};
 use crate::{Error, Result};
 
-/// Rows per record batch read from Parquet.
+/// Rows per record batch read from Parquet, at most.
 const PARQUET_BATCH_ROWS: usize = 1024;
+
+/// Parquet record batches are made smaller than [`PARQUET_BATCH_ROWS`] when the file's row
+/// groups say their rows average more than this divided by that.
+const PARQUET_BATCH_BYTES: u64 = 64 << 20;
+
+/// The option field that raises the limit on one JSONL line or CSV record.
+const RECORD_OPTION: &str = "max_record_bytes";
 
 /// The file formats read as tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,8 +92,35 @@ impl Default for ColumnSpec {
     }
 }
 
-/// Turns a path found in a binary column (`{"bytes": null, "path": "..."}`) into a local file.
-pub type PathResolver = Arc<dyn Fn(&str) -> std::result::Result<PathBuf, String> + Send + Sync>;
+/// Why a row holds no document: what is wrong with it, and for a limit it hit, the option field
+/// that raises the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct RowError {
+    /// Why, for messages.
+    pub reason: String,
+    /// The [`ReadLimits`] field that raises the limit the row hit (`max_record_bytes`,
+    /// `max_referenced_file_bytes`), if it hit one.
+    pub option: Option<&'static str>,
+}
+
+impl From<String> for RowError {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            option: None,
+        }
+    }
+}
+
+impl From<Error> for RowError {
+    fn from(error: Error) -> Self {
+        Self {
+            option: error.option(),
+            reason: error.to_string(),
+        }
+    }
+}
 
 /// One row of a table.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +131,7 @@ pub struct TableRow {
     /// The id column's value, as text.
     pub id: Option<String>,
     /// The document's bytes, or why the row holds none.
-    pub bytes: std::result::Result<Vec<u8>, String>,
+    pub bytes: std::result::Result<Vec<u8>, RowError>,
     /// The other scalar columns.
     pub metadata: BTreeMap<String, Value>,
 }
@@ -102,6 +141,7 @@ pub struct TableReader {
     path: PathBuf,
     columns: ColumnSpec,
     resolve: PathResolver,
+    limits: ReadLimits,
     rows: Rows,
     next_row: u64,
     done: bool,
@@ -111,10 +151,7 @@ type BatchIter = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowE
 
 enum Rows {
     Jsonl(Box<dyn BufRead + Send>),
-    Csv {
-        reader: csv::Reader<Box<dyn Read + Send>>,
-        headers: Vec<String>,
-    },
+    Csv(Box<CsvRows>),
     Batches {
         batches: BatchIter,
         current: Option<(RecordBatch, usize)>,
@@ -122,7 +159,7 @@ enum Rows {
 }
 
 fn decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
-    let file = File::open(path).map_err(io_at(path))?;
+    let (file, _) = open_regular(path)?;
     let lower = path.to_string_lossy().to_ascii_lowercase();
     Ok(if lower.ends_with(".gz") {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
@@ -133,6 +170,99 @@ fn decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
     })
 }
 
+/// CSV read record by record with `csv-core` (the parser of the `csv` crate), so that a record
+/// over the limit can be read past without holding it and the next one read as usual.
+struct CsvRows {
+    core: csv_core::Reader,
+    input: BufReader<Box<dyn Read + Send>>,
+    /// The fields' bytes, one after the other.
+    fields: Vec<u8>,
+    /// Where each field ends in `fields`.
+    ends: Vec<usize>,
+    /// How many of `ends` the last record filled.
+    len: usize,
+    headers: Vec<String>,
+}
+
+/// What [`CsvRows::read_record`] found.
+enum CsvRecord {
+    End,
+    Record,
+    TooLong,
+}
+
+impl CsvRows {
+    fn new(input: Box<dyn Read + Send>, delimiter: u8) -> Self {
+        Self {
+            core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            input: BufReader::new(input),
+            fields: vec![0; 1024],
+            ends: vec![0; 64],
+            len: 0,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Reads the next record. A record's size is its fields' bytes plus 8 per field (what it
+    /// takes in memory); one over `max` is read past up to its end, and neither buffer grows
+    /// past about `max`.
+    fn read_record(&mut self, max: u64) -> io::Result<CsvRecord> {
+        use csv_core::ReadRecordResult;
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let (mut outlen, mut endlen) = (0usize, 0usize);
+        let mut size = 0usize;
+        let mut too_long = false;
+        loop {
+            let input = match self.input.fill_buf() {
+                Ok(input) => input,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let (result, nin, nout, nend) =
+                self.core
+                    .read_record(input, &mut self.fields[outlen..], &mut self.ends[endlen..]);
+            self.input.consume(nin);
+            outlen += nout;
+            endlen += nend;
+            size = size
+                .saturating_add(nout)
+                .saturating_add(nend.saturating_mul(8));
+            if size > max {
+                too_long = true;
+            }
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull if too_long => outlen = 0,
+                ReadRecordResult::OutputFull => {
+                    let grown = (self.fields.len() * 2).min(max.saturating_add(1));
+                    self.fields.resize(grown.max(self.fields.len() + 1), 0);
+                }
+                ReadRecordResult::OutputEndsFull if too_long => endlen = 0,
+                ReadRecordResult::OutputEndsFull => {
+                    let grown = (self.ends.len() * 2).min(max / 8 + 1);
+                    self.ends.resize(grown.max(self.ends.len() + 1), 0);
+                }
+                ReadRecordResult::Record if too_long => return Ok(CsvRecord::TooLong),
+                ReadRecordResult::Record => {
+                    self.len = endlen;
+                    return Ok(CsvRecord::Record);
+                }
+                ReadRecordResult::End => return Ok(CsvRecord::End),
+            }
+        }
+    }
+
+    /// The fields of the last record read.
+    fn record(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends[..self.len].iter().map(move |&end| {
+            let field = &self.fields[start..end];
+            start = end;
+            field
+        })
+    }
+}
+
 fn table_error(path: &Path, reason: impl ToString) -> Error {
     Error::Table {
         path: path.to_owned(),
@@ -141,73 +271,102 @@ fn table_error(path: &Path, reason: impl ToString) -> Error {
 }
 
 impl TableReader {
-    /// Opens `path` as a table of `format`. Paths in binary columns are resolved against the
-    /// file's folder.
+    /// Opens `path` as a table of `format` with the default [`ReadLimits`]. Paths in
+    /// `{bytes, path}` columns are read only from inside the file's folder
+    /// ([`PathResolver::in_folder`]).
     pub fn open(path: &Path, format: TableFormat, columns: &ColumnSpec) -> Result<Self> {
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let resolve: PathResolver = Arc::new(move |p: &str| Ok(base.join(p)));
-        Self::open_with(path, format, columns, resolve)
+        let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::open_with(
+            path,
+            format,
+            columns,
+            PathResolver::in_folder(folder),
+            &ReadLimits::default(),
+        )
     }
 
-    /// Opens `path` as a table of `format`, resolving paths in binary columns with `resolve`.
+    /// Opens `path` as a table of `format`, reading paths in `{bytes, path}` columns with
+    /// `resolve`, within `limits`. Only a regular file is opened ([`Error::NotAFile`]); a
+    /// corrupt Parquet or Arrow file is [`Error::Table`], or [`Error::ReaderPanicked`] when the
+    /// reader panics on it.
     pub fn open_with(
         path: &Path,
         format: TableFormat,
         columns: &ColumnSpec,
         resolve: PathResolver,
+        limits: &ReadLimits,
     ) -> Result<Self> {
         let rows = match format {
             TableFormat::Jsonl => Rows::Jsonl(Box::new(BufReader::new(decompressed(path)?))),
             TableFormat::Csv => {
                 let tab = path.to_string_lossy().to_ascii_lowercase().contains(".tsv");
-                let mut reader = csv::ReaderBuilder::new()
-                    .delimiter(if tab { b'\t' } else { b',' })
-                    .flexible(true)
-                    .from_reader(decompressed(path)?);
-                let headers = reader
-                    .byte_headers()
-                    .map_err(|e| table_error(path, e))?
-                    .iter()
-                    .map(|h| String::from_utf8_lossy(h).into_owned())
-                    .collect::<Vec<_>>();
-                if !headers.iter().any(|h| h == &columns.text) {
-                    return Err(missing_column(path, &columns.text, &headers));
+                let mut csv = CsvRows::new(decompressed(path)?, if tab { b'\t' } else { b',' });
+                match csv
+                    .read_record(limits.max_record_bytes)
+                    .map_err(io_at(path))?
+                {
+                    CsvRecord::Record => {
+                        csv.headers = csv
+                            .record()
+                            .map(|h| String::from_utf8_lossy(h).into_owned())
+                            .collect();
+                    }
+                    CsvRecord::End => {}
+                    CsvRecord::TooLong => {
+                        return Err(table_error(
+                            path,
+                            format!(
+                                "the header line is over the limit of {} bytes (option {RECORD_OPTION})",
+                                limits.max_record_bytes
+                            ),
+                        ))
+                    }
                 }
-                Rows::Csv { reader, headers }
+                if !csv.headers.iter().any(|h| h == &columns.text) {
+                    return Err(missing_column(path, &columns.text, &csv.headers));
+                }
+                Rows::Csv(Box::new(csv))
             }
             TableFormat::Parquet => {
-                let file = File::open(path).map_err(io_at(path))?;
-                let builder =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                let (file, _) = open_regular(path)?;
+                let reader = guard(path, || {
+                    let builder =
+                        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                            file,
+                        )
                         .map_err(|e| table_error(path, e))?;
-                check_schema(path, builder.schema(), columns)?;
-                let reader = builder
-                    .with_batch_size(PARQUET_BATCH_ROWS)
-                    .build()
-                    .map_err(|e| table_error(path, e))?;
+                    check_schema(path, builder.schema(), columns)?;
+                    let batch_rows = parquet_batch_rows(builder.metadata());
+                    builder
+                        .with_batch_size(batch_rows)
+                        .build()
+                        .map_err(|e| table_error(path, e))
+                })?;
                 Rows::Batches {
                     batches: Box::new(reader),
                     current: None,
                 }
             }
             TableFormat::ArrowIpc => {
+                let (mut file, _) = open_regular(path)?;
                 let mut magic = [0u8; 6];
-                let n = File::open(path)
-                    .and_then(|mut f| f.read(&mut magic))
-                    .map_err(io_at(path))?;
-                let file = File::open(path).map_err(io_at(path))?;
-                let batches: BatchIter = if n == 6 && &magic == b"ARROW1" {
-                    let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
-                        .map_err(|e| table_error(path, e))?;
-                    check_schema(path, &reader.schema(), columns)?;
-                    Box::new(reader)
-                } else {
-                    let reader =
-                        arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), None)
-                            .map_err(|e| table_error(path, e))?;
-                    check_schema(path, &reader.schema(), columns)?;
-                    Box::new(reader)
-                };
+                let n = read_up_to(&mut file, &mut magic).map_err(io_at(path))?;
+                file.seek(SeekFrom::Start(0)).map_err(io_at(path))?;
+                let batches: BatchIter = guard(path, || {
+                    if n == magic.len() && &magic == b"ARROW1" {
+                        let reader =
+                            arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
+                                .map_err(|e| table_error(path, e))?;
+                        check_schema(path, &reader.schema(), columns)?;
+                        Ok(Box::new(reader) as BatchIter)
+                    } else {
+                        let reader =
+                            arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), None)
+                                .map_err(|e| table_error(path, e))?;
+                        check_schema(path, &reader.schema(), columns)?;
+                        Ok(Box::new(reader) as BatchIter)
+                    }
+                })?;
                 Rows::Batches {
                     batches,
                     current: None,
@@ -218,6 +377,7 @@ impl TableReader {
             path: path.to_owned(),
             columns: columns.clone(),
             resolve,
+            limits: *limits,
             rows,
             next_row: 0,
             done: false,
@@ -235,10 +395,10 @@ impl TableReader {
         };
         let mut line = Vec::new();
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            match read_line_bounded(reader.as_mut(), &mut line, self.limits.max_record_bytes) {
+                Ok(Line::End) => return None,
+                Ok(Line::Read) => {}
+                Ok(Line::TooLong) => return Some(Ok(self.too_long_row())),
                 Err(e) => return Some(Err(Error::io(&self.path, e))),
             }
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -254,7 +414,7 @@ impl TableReader {
                     return Some(Ok(TableRow {
                         row,
                         id: None,
-                        bytes: Err(format!("line is not a JSON object: {e}")),
+                        bytes: Err(format!("line is not a JSON object: {e}").into()),
                         metadata: BTreeMap::new(),
                     }))
                 }
@@ -268,7 +428,8 @@ impl TableReader {
                     json_kind(&other)
                 )),
                 None => Err(format!("no column {:?}", self.columns.text)),
-            };
+            }
+            .map_err(RowError::from);
             let id = self.columns.id.as_ref().and_then(|c| match object.get(c) {
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(Value::Number(n)) => Some(n.to_string()),
@@ -283,21 +444,41 @@ impl TableReader {
         }
     }
 
+    /// The next row, counted, as a failure: its record is over `max_record_bytes`.
+    fn too_long_row(&mut self) -> TableRow {
+        let row = self.next_row;
+        self.next_row += 1;
+        TableRow {
+            row,
+            id: None,
+            bytes: Err(RowError::from(Error::RecordTooLarge {
+                path: self.path.clone(),
+                row,
+                limit: self.limits.max_record_bytes,
+                option: RECORD_OPTION,
+            })),
+            metadata: BTreeMap::new(),
+        }
+    }
+
     fn next_csv(&mut self) -> Option<Result<TableRow>> {
-        let Rows::Csv { reader, headers } = &mut self.rows else {
+        let Rows::Csv(csv) = &mut self.rows else {
             return None;
         };
-        let mut record = csv::ByteRecord::new();
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => None,
-            Err(e) => Some(Err(table_error(&self.path, e))),
-            Ok(true) => {
+        match csv.read_record(self.limits.max_record_bytes) {
+            Ok(CsvRecord::End) => None,
+            Ok(CsvRecord::TooLong) => Some(Ok(self.too_long_row())),
+            Err(e) => Some(Err(Error::io(&self.path, e))),
+            Ok(CsvRecord::Record) => {
                 let row = self.next_row;
                 self.next_row += 1;
-                let mut bytes = Err(format!("no column {:?} in this line", self.columns.text));
+                let mut bytes = Err(RowError::from(format!(
+                    "no column {:?} in this line",
+                    self.columns.text
+                )));
                 let mut id = None;
                 let mut metadata = BTreeMap::new();
-                for (name, field) in headers.iter().zip(record.iter()) {
+                for (name, field) in csv.headers.iter().zip(csv.record()) {
                     if name == &self.columns.text {
                         bytes = Ok(field.to_vec());
                         continue;
@@ -332,28 +513,66 @@ impl TableReader {
                     *index += 1;
                     let row = self.next_row;
                     self.next_row += 1;
-                    return Some(Ok(batch_row(batch, i, row, &self.columns, &self.resolve)));
+                    let (columns, resolve, limits) = (&self.columns, &self.resolve, &self.limits);
+                    return Some(guard(&self.path, || {
+                        Ok(batch_row(batch, i, row, columns, resolve, limits))
+                    }));
                 }
             }
-            match batches.next()? {
-                Ok(batch) => *current = Some((batch, 0)),
-                Err(e) => return Some(Err(table_error(&self.path, e))),
+            match guard(&self.path, || Ok(batches.next())) {
+                Ok(None) => return None,
+                Ok(Some(Ok(batch))) => *current = Some((batch, 0)),
+                Ok(Some(Err(e))) => return Some(Err(table_error(&self.path, e))),
+                Err(panicked) => return Some(Err(panicked)),
             }
         }
     }
 }
 
+/// Reads into `buf` until it is full or the input ends; returns how many bytes were read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Rows per Parquet record batch: [`PARQUET_BATCH_ROWS`], fewer when the row groups' rows are
+/// large on average (by the row groups' uncompressed sizes), so that a batch holds about
+/// [`PARQUET_BATCH_BYTES`]. The sizes are the file's claims; they only ever make batches
+/// smaller.
+fn parquet_batch_rows(metadata: &parquet::file::metadata::ParquetMetaData) -> usize {
+    let mut rows = PARQUET_BATCH_ROWS as u64;
+    for group in metadata.row_groups() {
+        let count = u64::try_from(group.num_rows()).unwrap_or(0).max(1);
+        let bytes = u64::try_from(group.total_byte_size()).unwrap_or(0);
+        if let Some(fit) = PARQUET_BATCH_BYTES.checked_div(bytes / count) {
+            rows = rows.min(fit.max(1));
+        }
+    }
+    usize::try_from(rows).unwrap_or(1).max(1)
+}
+
 impl Iterator for TableReader {
     type Item = Result<TableRow>;
 
-    /// The next row; an `Err` (a corrupt file, a failed read) ends the file.
+    /// The next row; an `Err` (a corrupt file, a failed read, a panic of the reader) ends the
+    /// file. A row that is bad by itself (not JSON, no text, a record over
+    /// `max_record_bytes`, a path refused) is an `Ok` row whose `bytes` is the [`RowError`];
+    /// the rows after it are read as usual.
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
         }
         let item = match self.rows {
             Rows::Jsonl(_) => self.next_jsonl(),
-            Rows::Csv { .. } => self.next_csv(),
+            Rows::Csv(_) => self.next_csv(),
             Rows::Batches { .. } => self.next_batch_row(),
         };
         if !matches!(item, Some(Ok(_))) {
@@ -456,17 +675,17 @@ fn struct_bytes(
     array: &dyn Array,
     i: usize,
     resolve: &PathResolver,
-) -> std::result::Result<Vec<u8>, String> {
+    limits: &ReadLimits,
+) -> std::result::Result<Vec<u8>, RowError> {
     let s = array.as_struct();
     if let Some(bytes) = s.column_by_name("bytes").and_then(|b| cell_bytes(b, i)) {
         return Ok(bytes);
     }
     let Some(path) = s.column_by_name("path").and_then(|p| cell_bytes(p, i)) else {
-        return Err("both bytes and path are null".into());
+        return Err("both bytes and path are null".to_string().into());
     };
     let path = String::from_utf8(path).map_err(|_| "the path is not UTF-8".to_string())?;
-    let local = resolve(&path)?;
-    std::fs::read(&local).map_err(|e| format!("{}: {e}", local.display()))
+    Ok(resolve.read(&path, limits.max_referenced_file_bytes)?)
 }
 
 fn batch_row(
@@ -475,9 +694,10 @@ fn batch_row(
     row: u64,
     columns: &ColumnSpec,
     resolve: &PathResolver,
+    limits: &ReadLimits,
 ) -> TableRow {
     let schema = batch.schema();
-    let mut bytes = Err(format!("no column {:?}", columns.text));
+    let mut bytes = Err(format!("no column {:?}", columns.text).into());
     let mut id = None;
     let mut metadata = BTreeMap::new();
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
@@ -485,11 +705,10 @@ fn batch_row(
         if name == &columns.text {
             bytes = match bytes_kind(field.data_type()) {
                 Some(BytesKind::BytesOrPath) if !array.is_null(i) => {
-                    struct_bytes(array.as_ref(), i, resolve)
+                    struct_bytes(array.as_ref(), i, resolve, limits)
                 }
-                _ => {
-                    cell_bytes(array.as_ref(), i).ok_or_else(|| format!("column {name:?} is null"))
-                }
+                _ => cell_bytes(array.as_ref(), i)
+                    .ok_or_else(|| format!("column {name:?} is null").into()),
             };
             continue;
         }
@@ -565,5 +784,37 @@ mod tests {
         assert_eq!(TableFormat::from_name("a.parquet.gz"), None);
         assert_eq!(TableFormat::from_name("README.md"), None);
         assert_eq!(TableFormat::from_name("noext"), None);
+    }
+
+    #[test]
+    fn parquet_batches_shrink_for_large_rows() {
+        use arrow_array::{ArrayRef, StringArray};
+        use arrow_schema::{Field, Schema};
+        use std::fs::File;
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |name: &str, texts: Vec<String>| {
+            let schema =
+                std::sync::Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, false)]));
+            let column: ArrayRef = std::sync::Arc::new(StringArray::from(texts));
+            let batch = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
+            let path = tmp.path().join(name);
+            let file = File::create(&path).unwrap();
+            let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let file = File::open(&path).unwrap();
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap();
+            parquet_batch_rows(builder.metadata())
+        };
+        let small = (0..50).map(|i| format!("short text {i}")).collect();
+        assert_eq!(write("small.parquet", small), PARQUET_BATCH_ROWS);
+        // Three distinct rows of 1 MiB: a batch of 64 MiB holds 64 of them.
+        let big = (0..3)
+            .map(|i| format!("{i:x}").repeat(1 << 20))
+            .collect::<Vec<_>>();
+        let rows = write("big.parquet", big);
+        assert!((32..=64).contains(&rows), "{rows}");
     }
 }

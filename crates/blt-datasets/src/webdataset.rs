@@ -338,7 +338,7 @@ pub fn complete_shards(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
 /// The members of a tar archive: each name (PAX and GNU long names resolved) and size, in
 /// order.
 pub fn tar_index(path: &Path) -> Result<Vec<(String, u64)>> {
-    let file = fs::File::open(path).map_err(io_at(path))?;
+    let (file, _) = crate::limits::open_regular(path)?;
     let invalid = |err: io::Error| Error::InvalidShard {
         path: path.to_owned(),
         reason: err.to_string(),

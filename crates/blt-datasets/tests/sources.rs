@@ -147,7 +147,7 @@ fn missing_paths_are_named() {
     ));
     assert!(matches!(
         enumerate(&InputSpec::File(dir.path().to_owned())).unwrap_err(),
-        Error::NotAFile { path } if path == dir.path()
+        Error::NotAFile { path, .. } if path == dir.path()
     ));
     // A file deleted between enumerate and read.
     let docs = enumerate(&InputSpec::File(file.clone())).unwrap();

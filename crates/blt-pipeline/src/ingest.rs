@@ -15,7 +15,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use blt_datasets::{
-    DocumentRef, EntropyRow, EntropyShardOptions, EntropyShardSink, InputSpec, SafetensorsDirSink,
+    DocumentRef, ReadLimits, EntropyRow, EntropyShardOptions, EntropyShardSink, InputSpec, SafetensorsDirSink,
     Selection, ShardOptions, SourceItem, WebDatasetSink,
 };
 use blt_model::backend::Backend;
@@ -91,6 +91,9 @@ pub struct IngestConfig {
     /// (tokens × model dim × 4: 1 KiB per byte on the built-in model, 3 KiB on Meta's); a
     /// longer segment's document fails alone. [`DEFAULT_MAX_HIDDEN_BYTES`] is the default.
     pub max_hidden_bytes: u64,
+    /// Limits on table rows and the files they name (`max_record_bytes`,
+    /// `max_referenced_file_bytes`).
+    pub read_limits: ReadLimits,
     /// Skip documents whose outputs are already complete.
     pub resume: bool,
     /// Stop at the first bad document.
@@ -289,6 +292,7 @@ fn limit_option(e: &Error) -> Option<&'static str> {
         Error::Dataset(D::TooLarge { .. } | D::TextTooLarge { .. } | D::RowTooLarge { .. }) => {
             Some("max_doc_bytes")
         }
+        Error::Dataset(e) => e.option(),
         _ => None,
     }
 }
@@ -311,7 +315,8 @@ pub fn ingest<B: Backend>(
         source,
     })?;
     let rank = config.selection.rank;
-    let stream = blt_datasets::open_documents(&config.input, &config.selection)?;
+    let stream =
+        blt_datasets::open_documents_with(&config.input, &config.selection, &config.read_limits)?;
     let fingerprint = config.output_fingerprint(&stream.description);
     record_output_config(config, &fingerprint, &stream.description)?;
     if config.ranked {
@@ -610,7 +615,7 @@ fn read_documents(
                     path: Some(f.origin),
                     stage: Stage::Read.as_str(),
                     reason: f.reason,
-                    limit: None,
+                    limit: f.option,
                 };
                 if tx.send(Loaded::Failed(failed, 0)).is_err() {
                     return Ok(());

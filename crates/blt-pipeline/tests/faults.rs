@@ -54,6 +54,7 @@ fn config(input: &Path, output: &Path, format: OutputFormat, write_threads: usiz
         tokenizer: BltTokenizer::new(),
         max_doc_bytes: DEFAULT_MAX_DOC_BYTES,
         max_hidden_bytes: DEFAULT_MAX_HIDDEN_BYTES,
+        read_limits: Default::default(),
         resume: false,
         fail_fast: false,
         export_json: false,
