@@ -27,7 +27,7 @@ pub mod video;
 pub use audio::{AudioOptions, AudioSegmenter};
 pub use binary::{BinaryOptions, BinarySegmenter};
 #[cfg(feature = "code")]
-pub use code::{CodeOptions, CodeSegmenter};
+pub use code::{CodeOptions, CodeSegmenter, DEFAULT_MAX_CODE_UNITS, DEFAULT_MAX_PARSE_BYTES};
 pub use container::{
     extract_zip, ContainerContents, ContainerLimits, ContainerMember, SkippedMember,
 };
