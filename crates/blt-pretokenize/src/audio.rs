@@ -27,9 +27,20 @@
 //! A packet that fails to decode is skipped and counted (`metadata.skipped_packets`); a stream that
 //! ends early (truncated file) or whose demuxer fails after some audio was decoded gives the audio
 //! decoded so far, with `metadata.partial = true`. A file from which no sample at all can be
-//! decoded is a [`PretokenizeError::Decode`]. Decoded audio beyond
-//! [`AudioOptions::max_decoded_samples`] is a [`PretokenizeError::LimitExceeded`]. The loop is
-//! bounded: at most one packet per input byte (plus a small constant) is read.
+//! decoded is a [`PretokenizeError::Decode`]. The loop is bounded: at most one packet per input byte
+//! (plus a small constant) is read.
+//!
+//! # Limits
+//!
+//! [`AudioOptions::max_decoded_samples`] bounds both the decoded samples and the samples after
+//! mixdown and resampling, and it is checked **before** either is allocated: after every decoded
+//! packet, the samples decoded so far and the count they will resample to
+//! (`ceil(frames × target_rate / source_rate) × channels`) are compared with it, so a header that
+//! lies about its length, or a 1 Hz file that would resample to 16 000 times its size, stops at
+//! the limit with a [`PretokenizeError::LimitExceeded`] (`option = "audio.max_decoded_samples"`).
+//! The resampler's own FFT block grows with the ratio of the two rates (rubato's block for 1 Hz →
+//! 16 kHz is 4 million frames, however short the file); it is kept to at most 262 144 frames per
+//! channel, or the target rate where that is higher, by giving such ratios a smaller chunk.
 
 use std::io::{Cursor, ErrorKind};
 
@@ -53,6 +64,12 @@ pub const DEFAULT_MAX_DECODED_SAMPLES: u64 = 48_000 * 2 * 3600;
 /// header can claim billions of Hz, which would make the resampler allocate gigabytes.
 pub const MAX_SAMPLE_RATE: u32 = 768_000;
 
+/// The most frames per channel of the resampler's FFT block on the output side (when the target
+/// rate itself is smaller than this). `rubato` sizes its block from the reduced ratio of the two
+/// rates: about 256 × target / source frames, 4 million for a 1 Hz file resampled to 16 kHz,
+/// however short the file. For such ratios the resampler's chunk is made smaller instead.
+const MAX_RESAMPLER_BLOCK: usize = 1 << 18;
+
 /// Consecutive undecodable packets after which a stream is given up as garbage.
 const MAX_CONSECUTIVE_DECODE_ERRORS: u32 = 64;
 
@@ -66,8 +83,9 @@ pub struct AudioOptions {
     pub mono: bool,
     /// Length of one frame segment in milliseconds. Default: 1000.
     pub frame_ms: u32,
-    /// Refuse files that decode to more samples than this (all channels counted, before
-    /// resampling). Default: [`DEFAULT_MAX_DECODED_SAMPLES`].
+    /// Refuse files that decode to more samples than this, or whose samples after the mixdown and
+    /// resampling would be more than this (all channels counted, either way). Checked while
+    /// decoding, before the samples are allocated. Default: [`DEFAULT_MAX_DECODED_SAMPLES`].
     pub max_decoded_samples: u64,
     /// Also emit the file's own bytes as a first, raw segment. Default: `false`.
     pub include_file_bytes: bool,
@@ -138,8 +156,56 @@ fn decode_error(format: &'static str, reason: impl std::fmt::Display) -> Pretoke
     }
 }
 
-/// Decodes the first audio track of `document` with symphonia.
-fn decode_audio(document: &[u8], max_samples: u64) -> Result<DecodedAudio, PretokenizeError> {
+/// [`PretokenizeError::LimitExceeded`] when `decoded` samples (all `channels`, at `source_rate`
+/// Hz) exceed `options.max_decoded_samples`, or would after the mixdown and resampling that
+/// [`frame_segments`] applies. `option` names the limit's option (the video segmenter's audio
+/// track has its own); `context` says whose samples these are (`wav/pcm_s16le`, …).
+pub(crate) fn check_sample_budget(
+    decoded: u64,
+    channels: usize,
+    source_rate: u32,
+    options: &AudioOptions,
+    option: &'static str,
+    context: &str,
+) -> Result<(), PretokenizeError> {
+    let limit = options.max_decoded_samples;
+    if decoded > limit {
+        return Err(PretokenizeError::LimitExceeded {
+            what: format!("decoded audio samples ({context})"),
+            limit,
+            actual: decoded,
+            option,
+        });
+    }
+    // A rate of zero or above the maximum is refused as undecodable later on.
+    if channels == 0 || source_rate == 0 || source_rate > MAX_SAMPLE_RATE {
+        return Ok(());
+    }
+    let out_channels = if options.mono && channels > 1 {
+        1
+    } else {
+        channels
+    };
+    let target = options.target_sample_rate.unwrap_or(source_rate);
+    let frames = u128::from(decoded) / channels as u128;
+    let out_frames = (frames * u128::from(target)).div_ceil(u128::from(source_rate));
+    let out = out_frames * out_channels as u128;
+    if out > u128::from(limit) {
+        return Err(PretokenizeError::LimitExceeded {
+            what: format!(
+                "audio samples after resampling {source_rate} Hz to {target} Hz ({context})"
+            ),
+            limit,
+            actual: u64::try_from(out).unwrap_or(u64::MAX),
+            option,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes the first audio track of `document` with symphonia, stopping as soon as the samples
+/// decoded so far break the sample budget (see [`check_sample_budget`]).
+fn decode_audio(document: &[u8], options: &AudioOptions) -> Result<DecodedAudio, PretokenizeError> {
     let mss = MediaSourceStream::new(Box::new(Cursor::new(document)), Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(
@@ -213,13 +279,14 @@ fn decode_audio(document: &[u8], max_samples: u64) -> Result<DecodedAudio, Preto
                     Some(_) => {}
                 }
                 buffer.copy_to_vec_interleaved(&mut chunk);
-                if (samples.len() + chunk.len()) as u64 > max_samples {
-                    return Err(PretokenizeError::LimitExceeded {
-                        what: format!("decoded audio samples ({container}/{codec})"),
-                        limit: max_samples,
-                        actual: (samples.len() + chunk.len()) as u64,
-                    });
-                }
+                check_sample_budget(
+                    (samples.len() + chunk.len()) as u64,
+                    this_spec.1,
+                    this_spec.0,
+                    options,
+                    "audio.max_decoded_samples",
+                    &format!("{container}/{codec}"),
+                )?;
                 samples.extend_from_slice(&chunk);
             }
             Err(SymphoniaError::DecodeError(reason)) => {
@@ -285,6 +352,31 @@ fn mix_to_mono(samples: &[f32], channels: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Greatest common divisor (Euclid).
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The chunk size handed to rubato's `Fft::new` for `from` → `to` Hz: 1024 frames (rubato then
+/// works in sub-chunks of 256), unless that would make the FFT block on the output side larger
+/// than [`MAX_RESAMPLER_BLOCK`] frames. rubato's block is `ceil(sub_chunk / f) × t` output frames
+/// for the reduced rates `f = from / gcd`, `t = to / gcd`; a smaller chunk (under 256, so one
+/// sub-chunk) gives a smaller block and a shorter anti-aliasing filter, which only such extreme
+/// ratios (a source of a few Hz) need.
+fn resampler_chunk(from: u32, to: u32) -> usize {
+    let (from, to) = (from as usize, to as usize);
+    let divisor = gcd(from, to).max(1);
+    let (f, t) = (from / divisor, to / divisor);
+    let default_blocks = 256usize.div_ceil(f).max(1);
+    if default_blocks.saturating_mul(t) <= MAX_RESAMPLER_BLOCK {
+        return 1024;
+    }
+    (MAX_RESAMPLER_BLOCK / t).clamp(1, default_blocks) * f
+}
+
 /// Resamples interleaved audio with rubato's FFT resampler; the output has
 /// `ceil(frames × to / from)` frames.
 pub(crate) fn resample(
@@ -303,9 +395,14 @@ pub(crate) fn resample(
     let frames = samples.len() / channels;
     let input =
         InterleavedSlice::new(samples, channels, frames).map_err(|e| failed(e.to_string()))?;
-    let mut resampler =
-        Fft::<f32>::new(from as usize, to as usize, 1024, channels, FixedSync::Input)
-            .map_err(|e| failed(e.to_string()))?;
+    let mut resampler = Fft::<f32>::new(
+        from as usize,
+        to as usize,
+        resampler_chunk(from, to),
+        channels,
+        FixedSync::Input,
+    )
+    .map_err(|e| failed(e.to_string()))?;
     let output = resampler
         .process_all(&input, frames, None)
         .map_err(|e| failed(e.to_string()))?;
@@ -323,10 +420,12 @@ fn to_s16(sample: f32) -> i16 {
 }
 
 /// Mixdown, resampling and framing of decoded audio into `pcm_s16le` segments (shared with the
-/// video segmenter's audio track).
+/// video segmenter's audio track, whose sample limit is the option `samples_option`). The sample
+/// budget is checked once more, on the exact count, before anything is resampled.
 pub(crate) fn frame_segments(
     decoded: DecodedAudio,
     options: &AudioOptions,
+    samples_option: &'static str,
     byte_range: std::ops::Range<u64>,
     source_id: &str,
     modality: Modality,
@@ -338,11 +437,6 @@ pub(crate) fn frame_segments(
         channels: source_channels,
         provenance,
     } = decoded;
-    let (samples, channels) = if options.mono && source_channels > 1 {
-        (mix_to_mono(&samples, source_channels), 1)
-    } else {
-        (samples, source_channels)
-    };
     if source_rate == 0 || source_rate > MAX_SAMPLE_RATE {
         return Err(PretokenizeError::Decode {
             format: "audio",
@@ -351,6 +445,25 @@ pub(crate) fn frame_segments(
             ),
         });
     }
+    let context = match (provenance.get("container"), provenance.get("codec")) {
+        (Some(Value::String(container)), Some(Value::String(codec))) => {
+            format!("{container}/{codec}")
+        }
+        _ => "audio".to_string(),
+    };
+    check_sample_budget(
+        samples.len() as u64,
+        source_channels,
+        source_rate,
+        options,
+        samples_option,
+        &context,
+    )?;
+    let (samples, channels) = if options.mono && source_channels > 1 {
+        (mix_to_mono(&samples, source_channels), 1)
+    } else {
+        (samples, source_channels)
+    };
     let rate = options.target_sample_rate.unwrap_or(source_rate);
     let samples = resample(&samples, channels, source_rate, rate)?;
     let total_frames = samples.len() / channels;
@@ -401,7 +514,7 @@ pub(crate) fn frame_segments(
 
 impl Segmenter for AudioSegmenter {
     fn segment(&self, document: &[u8]) -> Result<Vec<Segment>, PretokenizeError> {
-        let decoded = decode_audio(document, self.options.max_decoded_samples)?;
+        let decoded = decode_audio(document, &self.options)?;
         let source_id = content_source_id(document);
         let file_range = 0..document.len() as u64;
         let mut segments = Vec::new();
@@ -421,6 +534,7 @@ impl Segmenter for AudioSegmenter {
         segments.extend(frame_segments(
             decoded,
             &self.options,
+            "audio.max_decoded_samples",
             file_range,
             &source_id,
             Modality::Audio,
@@ -456,6 +570,7 @@ mod tests {
         let segs = frame_segments(
             decoded(samples.clone(), 8000, 2),
             &options,
+            "audio.max_decoded_samples",
             0..7,
             "id",
             Modality::Audio,
@@ -540,6 +655,115 @@ mod tests {
         // The same file at 8 kHz decodes: 1000 samples → 2000 at 16 kHz.
         let segs = AudioSegmenter::default().segment(&wav(8000, 1000)).unwrap();
         assert_eq!(segs[0].metadata["total_samples"], 2000);
+    }
+
+    #[test]
+    fn a_1_hz_wav_is_refused_before_it_is_resampled() {
+        // 4 000 samples claiming 1 Hz would resample to 64 million at 16 kHz. The limit of
+        // 100 000 is met after the first packet that crosses 100 000 / 16 000 samples, long
+        // before the file is decoded, and nothing of the resampled size is allocated.
+        let options = AudioOptions {
+            max_decoded_samples: 100_000,
+            ..Default::default()
+        };
+        let err = AudioSegmenter::new(options.clone())
+            .unwrap()
+            .segment(&wav(1, 4000))
+            .unwrap_err();
+        match err {
+            PretokenizeError::LimitExceeded {
+                what,
+                limit,
+                actual,
+                option,
+            } => {
+                assert_eq!(option, "audio.max_decoded_samples");
+                assert_eq!(limit, 100_000);
+                assert!(what.contains("resampling 1 Hz to 16000 Hz"), "{what}");
+                assert!(actual > 100_000, "{actual}");
+                // stopped while decoding: not all 4 000 samples (64 M resampled) were counted
+                assert!(actual < 4000 * 16_000, "{actual}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same samples at the target rate are well within the limit.
+        let segs = AudioSegmenter::new(options.clone())
+            .unwrap()
+            .segment(&wav(16_000, 4000))
+            .unwrap();
+        assert_eq!(segs[0].metadata["total_samples"], 4000);
+        // A few samples at 1 Hz resample within the limit (5 → 80 000) and come through.
+        let segs = AudioSegmenter::new(options)
+            .unwrap()
+            .segment(&wav(1, 5))
+            .unwrap();
+        assert_eq!(
+            segs.iter()
+                .map(|s| s.decoded.as_ref().unwrap().len())
+                .sum::<usize>(),
+            80_000 * 2
+        );
+    }
+
+    #[test]
+    fn the_decoded_count_is_limited_too_and_names_its_option() {
+        // Downsampling: 48 kHz → 16 kHz makes fewer samples, the decoded count is what breaks.
+        let options = AudioOptions {
+            max_decoded_samples: 1000,
+            ..Default::default()
+        };
+        let err = AudioSegmenter::new(options)
+            .unwrap()
+            .segment(&wav(48_000, 3000))
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PretokenizeError::LimitExceeded { what, limit: 1000, option: "audio.max_decoded_samples", .. }
+                    if what.starts_with("decoded audio samples")
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("audio.max_decoded_samples"), "{text}");
+        assert!(!text.contains("--"), "no command-line flag in {text}");
+    }
+
+    #[test]
+    fn the_resampler_block_stays_bounded_for_extreme_ratios() {
+        for (from, to) in [
+            (1, 16_000),
+            (3, 16_000),
+            (1, 768_000),
+            (7, 44_100),
+            (255, 768_000),
+        ] {
+            let resampler = Fft::<f32>::new(
+                from,
+                to,
+                resampler_chunk(from as u32, to as u32),
+                1,
+                FixedSync::Input,
+            )
+            .unwrap();
+            assert!(
+                resampler.fft_size_out() <= MAX_RESAMPLER_BLOCK.max(to),
+                "{from} → {to}: {}",
+                resampler.fft_size_out()
+            );
+        }
+        // Ordinary rates keep rubato's default chunk (and so its filter).
+        for (from, to) in [
+            (44_100, 16_000),
+            (8000, 16_000),
+            (48_000, 16_000),
+            (11_025, 48_000),
+        ] {
+            assert_eq!(resampler_chunk(from, to), 1024, "{from} → {to}");
+        }
+        // The output length is still ceil(frames × to / from) with the smaller chunk.
+        let out = resample(&[0.25, -0.25, 0.5], 1, 1, 16_000).unwrap();
+        assert_eq!(out.len(), 48_000);
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::{Modality, PretokenizeError, Segment, Segmenter};
 /// Options of [`BinarySegmenter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BinaryOptions {
-    /// A file with more sections (over all architectures) than this is refused.
+    /// A file with more sections (over all architectures; `ar` members count as sections) than
+    /// this is refused with [`PretokenizeError::LimitExceeded`]
+    /// (`option = "binary.max_sections"`), counted before their segments are built.
     pub max_sections: usize,
 }
 
@@ -53,16 +55,10 @@ fn decode_error(format: &'static str, e: impl std::fmt::Display) -> PretokenizeE
 impl Segmenter for BinarySegmenter {
     fn segment(&self, document: &[u8]) -> crate::Result<Vec<Segment>> {
         // `goblin` is fuzzed upstream, but a panic on a hostile file must not take a run down.
-        let parsed = std::panic::catch_unwind(|| parts_of(document))
+        let max = self.options.max_sections;
+        let parsed = std::panic::catch_unwind(|| parts_of(document, max))
             .map_err(|_| decode_error("executable", "the parser panicked on this input"))?;
         let (format, parts) = parsed?;
-        if parts.len() > self.options.max_sections {
-            return Err(PretokenizeError::LimitExceeded {
-                what: format!("{format} sections"),
-                limit: self.options.max_sections as u64,
-                actual: parts.len() as u64,
-            });
-        }
         Ok(cover(
             document.len() as u64,
             parts,
@@ -73,16 +69,55 @@ impl Segmenter for BinarySegmenter {
     }
 }
 
-fn parts_of(document: &[u8]) -> crate::Result<(&'static str, Vec<Part>)> {
+/// The sections found so far, refusing one past `max` before its label and metadata are built.
+struct Parts {
+    parts: Vec<Part>,
+    max: usize,
+    format: &'static str,
+}
+
+impl Parts {
+    fn new(format: &'static str, max: usize) -> Self {
+        Self {
+            parts: Vec::new(),
+            max,
+            format,
+        }
+    }
+
+    /// Room for `more` sections, or [`PretokenizeError::LimitExceeded`] (`actual` is the count
+    /// reached, a lower bound when the file is not counted to its end).
+    fn reserve(&self, more: usize) -> crate::Result<()> {
+        let wanted = self.parts.len().saturating_add(more);
+        if wanted > self.max {
+            return Err(PretokenizeError::LimitExceeded {
+                what: format!("{} sections", self.format),
+                limit: self.max as u64,
+                actual: wanted as u64,
+                option: "binary.max_sections",
+            });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, part: impl FnOnce() -> Part) -> crate::Result<()> {
+        self.reserve(1)?;
+        self.parts.push(part());
+        Ok(())
+    }
+}
+
+fn parts_of(document: &[u8], max: usize) -> crate::Result<(&'static str, Vec<Part>)> {
     match Object::parse(document).map_err(|e| decode_error("executable", e))? {
         Object::Elf(elf) => {
-            let mut parts = Vec::new();
-            for sh in &elf.section_headers {
-                if sh.sh_type == goblin::elf::section_header::SHT_NOBITS || sh.sh_size == 0 {
-                    continue;
-                }
+            let with_bytes = |sh: &&goblin::elf::SectionHeader| {
+                sh.sh_type != goblin::elf::section_header::SHT_NOBITS && sh.sh_size != 0
+            };
+            let mut parts = Parts::new("elf", max);
+            parts.reserve(elf.section_headers.iter().filter(with_bytes).count())?;
+            for sh in elf.section_headers.iter().filter(with_bytes) {
                 let name = elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("");
-                parts.push(Part {
+                parts.push(|| Part {
                     range: sh.sh_offset..sh.sh_offset.saturating_add(sh.sh_size),
                     label: format!("section {name}"),
                     metadata: json!({
@@ -94,16 +129,17 @@ fn parts_of(document: &[u8]) -> crate::Result<(&'static str, Vec<Part>)> {
                         "writable": sh.is_writable(),
                         "executable": sh.is_executable(),
                     }),
-                });
+                })?;
             }
-            Ok(("elf", parts))
+            Ok(("elf", parts.parts))
         }
         Object::PE(pe) => {
-            let mut parts = Vec::new();
+            let mut parts = Parts::new("pe", max);
+            parts.reserve(pe.sections.len())?;
             for s in &pe.sections {
                 let name = s.name().unwrap_or("").to_owned();
                 let start = u64::from(s.pointer_to_raw_data);
-                parts.push(Part {
+                parts.push(|| Part {
                     range: start..start + u64::from(s.size_of_raw_data),
                     label: format!("section {name}"),
                     metadata: json!({
@@ -113,40 +149,45 @@ fn parts_of(document: &[u8]) -> crate::Result<(&'static str, Vec<Part>)> {
                         "virtual_size": s.virtual_size,
                         "characteristics": s.characteristics,
                     }),
-                });
+                })?;
             }
-            Ok(("pe", parts))
+            Ok(("pe", parts.parts))
         }
         Object::COFF(coff) => {
-            let mut parts = Vec::new();
+            let mut parts = Parts::new("coff", max);
+            parts.reserve(coff.sections.len())?;
             for s in &coff.sections {
                 let name = s.name().unwrap_or("").to_owned();
                 let start = u64::from(s.pointer_to_raw_data);
-                parts.push(Part {
+                parts.push(|| Part {
                     range: start..start + u64::from(s.size_of_raw_data),
                     label: format!("section {name}"),
                     metadata: json!({ "format": "coff", "section": name }),
-                });
+                })?;
             }
-            Ok(("coff", parts))
+            Ok(("coff", parts.parts))
         }
-        Object::Mach(Mach::Binary(macho)) => Ok(("macho", macho_parts(&macho, 0, None))),
+        Object::Mach(Mach::Binary(macho)) => {
+            let mut parts = Parts::new("macho", max);
+            macho_parts(&macho, 0, None, &mut parts)?;
+            Ok(("macho", parts.parts))
+        }
         Object::Mach(Mach::Fat(fat)) => {
             let arches = fat.arches().map_err(|e| decode_error("macho-fat", e))?;
-            let mut parts = Vec::new();
+            let mut parts = Parts::new("macho-fat", max);
             for (i, arch) in arches.iter().enumerate() {
                 let base = u64::from(arch.offset);
                 match fat.get(i) {
                     Ok(SingleArch::MachO(macho)) => {
-                        parts.extend(macho_parts(&macho, base, Some(arch.cputype)));
+                        macho_parts(&macho, base, Some(arch.cputype), &mut parts)?;
                     }
                     Ok(SingleArch::Archive(archive)) => {
-                        parts.extend(archive_parts(&archive, base));
+                        archive_parts(&archive, base, &mut parts)?;
                     }
                     Err(e) => {
                         // one unreadable architecture: its bytes stay one segment
                         tracing::debug!("fat Mach-O architecture {i}: {e}");
-                        parts.push(Part {
+                        parts.push(|| Part {
                             range: base..base + u64::from(arch.size),
                             label: format!("architecture {i}"),
                             metadata: json!({
@@ -154,13 +195,17 @@ fn parts_of(document: &[u8]) -> crate::Result<(&'static str, Vec<Part>)> {
                                 "cputype": arch.cputype,
                                 "error": e.to_string(),
                             }),
-                        });
+                        })?;
                     }
                 }
             }
-            Ok(("macho-fat", parts))
+            Ok(("macho-fat", parts.parts))
         }
-        Object::Archive(archive) => Ok(("ar", archive_parts(&archive, 0))),
+        Object::Archive(archive) => {
+            let mut parts = Parts::new("ar", max);
+            archive_parts(&archive, 0, &mut parts)?;
+            Ok(("ar", parts.parts))
+        }
         Object::TE(_) => Err(decode_error("te", "TE images are not segmented")),
         Object::Unknown(magic) => Err(decode_error(
             "executable",
@@ -170,9 +215,13 @@ fn parts_of(document: &[u8]) -> crate::Result<(&'static str, Vec<Part>)> {
     }
 }
 
-fn macho_parts(macho: &goblin::mach::MachO<'_>, base: u64, cputype: Option<u32>) -> Vec<Part> {
+fn macho_parts(
+    macho: &goblin::mach::MachO<'_>,
+    base: u64,
+    cputype: Option<u32>,
+    parts: &mut Parts,
+) -> crate::Result<()> {
     const ZEROFILL: [u32; 3] = [0x01, 0x0C, 0x12]; // S_ZEROFILL, S_GB_ZEROFILL, S_THREAD_LOCAL_ZEROFILL
-    let mut parts = Vec::new();
     for segment in macho.segments.iter() {
         let Ok(sections) = segment.sections() else {
             continue;
@@ -184,7 +233,7 @@ fn macho_parts(macho: &goblin::mach::MachO<'_>, base: u64, cputype: Option<u32>)
             let seg = section.segname().unwrap_or("").to_owned();
             let name = section.name().unwrap_or("").to_owned();
             let start = base + u64::from(section.offset);
-            parts.push(Part {
+            parts.push(|| Part {
                 range: start..start.saturating_add(section.size),
                 label: format!("section {seg},{name}"),
                 metadata: json!({
@@ -194,26 +243,30 @@ fn macho_parts(macho: &goblin::mach::MachO<'_>, base: u64, cputype: Option<u32>)
                     "address": section.addr,
                     "cputype": cputype,
                 }),
-            });
+            })?;
         }
     }
-    parts
+    Ok(())
 }
 
-fn archive_parts(archive: &goblin::archive::Archive<'_>, base: u64) -> Vec<Part> {
-    archive
-        .members()
-        .into_iter()
-        .filter_map(|name| {
-            let member = archive.get(name)?;
-            let start = base + member.offset;
-            Some(Part {
-                range: start..start + member.size() as u64,
-                label: format!("member {name}"),
-                metadata: json!({ "format": "ar", "member": name }),
-            })
-        })
-        .collect()
+fn archive_parts(
+    archive: &goblin::archive::Archive<'_>,
+    base: u64,
+    parts: &mut Parts,
+) -> crate::Result<()> {
+    parts.reserve(archive.len())?;
+    for name in archive.members() {
+        let Some(member) = archive.get(name) else {
+            continue;
+        };
+        let start = base + member.offset;
+        parts.push(|| Part {
+            range: start..start + member.size() as u64,
+            label: format!("member {name}"),
+            metadata: json!({ "format": "ar", "member": name }),
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -262,6 +315,40 @@ mod tests {
                 Err(e) => assert!(matches!(e, PretokenizeError::Decode { .. }), "{e}"),
             }
         }
+    }
+
+    #[test]
+    fn too_many_sections_are_refused_before_their_segments_are_built() {
+        let Some(elf) = system_elf() else {
+            panic!("no /bin/ls on this machine");
+        };
+        let all = BinarySegmenter::default().segment(&elf).unwrap();
+        let sections = all
+            .iter()
+            .filter(|s| s.label.starts_with("section "))
+            .count();
+        assert!(sections > 3, "{sections}");
+        let err = BinarySegmenter::new(BinaryOptions { max_sections: 3 })
+            .segment(&elf)
+            .unwrap_err();
+        match err {
+            PretokenizeError::LimitExceeded {
+                limit,
+                actual,
+                option,
+                ..
+            } => {
+                assert_eq!((limit, option), (3, "binary.max_sections"));
+                assert_eq!(actual, sections as u64);
+            }
+            other => panic!("{other:?}"),
+        }
+        let at_the_limit = BinarySegmenter::new(BinaryOptions {
+            max_sections: sections,
+        })
+        .segment(&elf)
+        .unwrap();
+        assert_eq!(at_the_limit, all);
     }
 
     #[test]

@@ -16,13 +16,32 @@ pub struct CodeOptions {
     /// How deep to look into containers (C/C++ namespaces, `extern "C"`, preprocessor
     /// conditionals, Java class bodies) for units.
     pub max_depth: usize,
+    /// Files larger than this are not parsed (tree-sitter's tree takes up to about 90 times the
+    /// file's size): they are one `code` segment with `metadata.parsed = false` and a `reason`.
+    /// Default: [`DEFAULT_MAX_PARSE_BYTES`].
+    pub max_parse_bytes: usize,
+    /// Files with more units than this are not split (each unit and each gap between units is a
+    /// segment with its own bookkeeping, so a file of tiny definitions would cost that per few
+    /// bytes): they are one `code` segment with `metadata.parsed = false` and a `reason`.
+    /// Default: [`DEFAULT_MAX_CODE_UNITS`].
+    pub max_units: usize,
 }
+
+/// Default of [`CodeOptions::max_parse_bytes`]: 4 MiB, more than nearly any hand-written source
+/// file. Parsing 8 MiB of one-token statements (`a;` lines of C, `fn a(){}` lines of Rust) peaked
+/// at 710–750 MB, so 4 MiB keeps one file's tree under about 400 MB.
+pub const DEFAULT_MAX_PARSE_BYTES: usize = 4 << 20;
+
+/// Default of [`CodeOptions::max_units`]: 65 536 units in one file.
+pub const DEFAULT_MAX_CODE_UNITS: usize = 1 << 16;
 
 impl Default for CodeOptions {
     fn default() -> Self {
         Self {
             attach_leading_comments: true,
             max_depth: 16,
+            max_parse_bytes: DEFAULT_MAX_PARSE_BYTES,
+            max_units: DEFAULT_MAX_CODE_UNITS,
         }
     }
 }
@@ -32,7 +51,9 @@ impl Default for CodeOptions {
 /// Units are definitions (functions, methods, classes, structs, enums, traits, impls, type
 /// aliases, …); what lies between them is a `gap` segment. A file with syntax errors still has a
 /// tree (tree-sitter recovers), so it still segments; a language without a grammar here
-/// ([`Language::Shell`], [`Language::Other`]) is one `code` segment.
+/// ([`Language::Shell`], [`Language::Other`]), a file over [`CodeOptions::max_parse_bytes`] and
+/// one with more than [`CodeOptions::max_units`] units are one `code` segment
+/// (`metadata.parsed = false`, with a `reason` for the last two).
 ///
 /// ```
 /// use blt_pretokenize::{CodeSegmenter, Language, Segmenter};
@@ -203,16 +224,30 @@ fn grammar(language: Language) -> Option<Grammar> {
 impl Segmenter for CodeSegmenter {
     fn segment(&self, document: &[u8]) -> crate::Result<Vec<Segment>> {
         let language = self.language.as_str();
-        let Some(grammar) = grammar(self.language) else {
-            return Ok(vec![Segment {
+        let whole = |metadata: serde_json::Value| {
+            Ok(vec![Segment {
                 modality: Modality::Code,
                 label: "code".into(),
                 byte_range: 0..document.len() as u64,
                 source_id: None,
-                metadata: json!({ "language": language, "parsed": false }),
+                metadata,
                 decoded: None,
-            }]);
+            }])
         };
+        let Some(grammar) = grammar(self.language) else {
+            return whole(json!({ "language": language, "parsed": false }));
+        };
+        if document.len() > self.options.max_parse_bytes {
+            return whole(json!({
+                "language": language,
+                "parsed": false,
+                "reason": format!(
+                    "{} bytes exceeds code.max_parse_bytes = {}",
+                    document.len(),
+                    self.options.max_parse_bytes
+                ),
+            }));
+        }
         let mut parser = Parser::new();
         parser
             .set_language(&grammar.language)
@@ -228,7 +263,7 @@ impl Segmenter for CodeSegmenter {
             })?;
         let root = tree.root_node();
         let mut parts = Vec::new();
-        collect_units(
+        if !collect_units(
             root,
             document,
             &grammar,
@@ -236,7 +271,16 @@ impl Segmenter for CodeSegmenter {
             &self.options,
             0,
             &mut parts,
-        );
+        ) {
+            return whole(json!({
+                "language": language,
+                "parsed": false,
+                "reason": format!(
+                    "more than code.max_units = {} units",
+                    self.options.max_units
+                ),
+            }));
+        }
         Ok(cover(
             document.len() as u64,
             parts,
@@ -251,6 +295,8 @@ impl Segmenter for CodeSegmenter {
     }
 }
 
+/// Appends the units under `node` to `parts`; `false` (and stops) once there would be more than
+/// `options.max_units`.
 fn collect_units(
     node: Node<'_>,
     source: &[u8],
@@ -259,7 +305,7 @@ fn collect_units(
     options: &CodeOptions,
     depth: usize,
     parts: &mut Vec<Part>,
-) {
+) -> bool {
     let mut cursor = node.walk();
     let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
     // Start of the run of leading comments/attributes right above the current child.
@@ -270,6 +316,9 @@ fn collect_units(
         let between = &source[previous_end.min(child.start_byte())..child.start_byte()];
         let blank_line_above = between.iter().filter(|&&b| b == b'\n').count() > 1;
         if grammar.units.contains(&kind) {
+            if parts.len() >= options.max_units {
+                return false;
+            }
             let start = match leading_start {
                 Some(s) if options.attach_leading_comments && !blank_line_above => s,
                 _ => child.start_byte(),
@@ -298,7 +347,9 @@ fn collect_units(
             });
             leading_start = None;
         } else if grammar.containers.contains(&kind) && depth < options.max_depth {
-            collect_units(child, source, grammar, language, options, depth + 1, parts);
+            if !collect_units(child, source, grammar, language, options, depth + 1, parts) {
+                return false;
+            }
             leading_start = None;
         } else if grammar.leading.contains(&kind) {
             // a comment right below the previous one (no blank line) continues the run
@@ -310,6 +361,7 @@ fn collect_units(
         }
         previous_end = child.end_byte();
     }
+    true
 }
 
 /// A node's text for a label: lossy UTF-8, one line, at most 60 characters.
@@ -403,6 +455,43 @@ mod tests {
             .segment(deep.as_bytes())
             .unwrap();
         assert_accounts_for_every_byte(deep.as_bytes(), &segs).unwrap();
+    }
+
+    #[test]
+    fn files_too_large_or_with_too_many_units_are_one_unparsed_segment() {
+        let src = "fn a() {}\n".repeat(100);
+        let options = |max_parse_bytes, max_units| CodeOptions {
+            max_parse_bytes,
+            max_units,
+            ..Default::default()
+        };
+        let split = CodeSegmenter::new(Language::Rust, options(src.len(), 100))
+            .segment(src.as_bytes())
+            .unwrap();
+        assert_eq!(
+            split.iter().filter(|s| s.metadata["unit"] == true).count(),
+            100
+        );
+        for (o, reason) in [
+            (options(src.len() - 1, 100), "code.max_parse_bytes"),
+            (options(src.len(), 99), "code.max_units"),
+        ] {
+            let segs = CodeSegmenter::new(Language::Rust, o)
+                .segment(src.as_bytes())
+                .unwrap();
+            assert_accounts_for_every_byte(src.as_bytes(), &segs).unwrap();
+            assert_eq!(segs.len(), 1, "{reason}");
+            assert_eq!(segs[0].metadata["parsed"], false);
+            let why = segs[0].metadata["reason"].as_str().unwrap();
+            assert!(why.contains(reason), "{why}");
+        }
+        // units inside containers count too (C++ namespace)
+        let nested = "namespace n {\n".to_string() + &"int f() { return 1; }\n".repeat(10) + "}\n";
+        let segs = CodeSegmenter::new(Language::Cpp, options(usize::MAX, 9))
+            .segment(nested.as_bytes())
+            .unwrap();
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].metadata["parsed"], false);
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::path::Path;
 
 use crate::Modality;
 
+/// How many bytes after `#!` are looked at for the interpreter.
+const MAX_SHEBANG_BYTES: usize = 256;
+
 /// A programming language the code segmenter knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Language {
@@ -73,6 +76,10 @@ impl Language {
     /// The language a `#!` first line names (`#!/usr/bin/env python3`, `#!/bin/sh`, …).
     pub fn from_shebang(document: &[u8]) -> Option<Self> {
         let line = document.strip_prefix(b"#!")?;
+        // Kernels read at most 255 bytes of a `#!` line; a longer "line" is not a shebang worth
+        // copying (a document of one huge line would be copied whole, and tripled by the lossy
+        // decoding of invalid bytes).
+        let line = &line[..line.len().min(MAX_SHEBANG_BYTES)];
         let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
         let line = String::from_utf8_lossy(line);
         let mut words = line.split_whitespace();
@@ -541,6 +548,18 @@ mod tests {
         assert_eq!(magic(b"MZ is a postcode area in Germany."), None);
         let d = detect(b"MZ is a postcode area", Some(Path::new("notes.txt")), None);
         assert_eq!((d.format, d.by), (Format::Text, DetectedBy::Extension));
+    }
+
+    #[test]
+    fn only_the_head_of_a_shebang_line_is_read() {
+        let mut long = b"#!/usr/bin/python3 ".to_vec();
+        long.extend(std::iter::repeat_n(0xFF, 1 << 20));
+        assert_eq!(Language::from_shebang(&long), Some(Language::Python));
+        // an interpreter past the first 256 bytes is not looked for
+        let mut far = b"#!".to_vec();
+        far.extend([b' '; 300]);
+        far.extend_from_slice(b"python3\n");
+        assert_eq!(Language::from_shebang(&far), None);
     }
 
     #[test]

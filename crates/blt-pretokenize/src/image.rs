@@ -29,9 +29,12 @@
 //!
 //! The image's dimensions are read from its header **before** any pixel buffer is allocated; an
 //! image whose `width × height` exceeds [`ImageOptions::max_decoded_pixels`] is refused with
-//! [`PretokenizeError::LimitExceeded`] (`what = "decoded pixels"`). The decoder also runs under an
-//! allocation limit derived from the same number, so a header that lies about its size cannot make
-//! it allocate more.
+//! [`PretokenizeError::LimitExceeded`] (`what = "decoded pixels"`,
+//! `option = "image.max_decoded_pixels"`). The decoder also runs under an allocation limit derived
+//! from the same number, so a header that lies about its size cannot make it allocate more. Only
+//! the first frame of an animated GIF/WebP or a multi-page TIFF is decoded; resizing only ever
+//! shrinks (to [`ImageOptions::max_side`]), so nothing after the decoder is larger than what it
+//! was allowed to allocate.
 
 use std::io::Cursor;
 
@@ -276,6 +279,7 @@ impl Segmenter for ImageSegmenter {
                 ),
                 limit: opts.max_decoded_pixels,
                 actual: pixels,
+                option: "image.max_decoded_pixels",
             });
         }
         let mut decoder = reader()?;

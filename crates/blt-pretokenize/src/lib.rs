@@ -27,20 +27,22 @@ pub mod video;
 pub use audio::{AudioOptions, AudioSegmenter};
 pub use binary::{BinaryOptions, BinarySegmenter};
 #[cfg(feature = "code")]
-pub use code::{CodeOptions, CodeSegmenter};
+pub use code::{CodeOptions, CodeSegmenter, DEFAULT_MAX_CODE_UNITS, DEFAULT_MAX_PARSE_BYTES};
 pub use container::{
-    extract_zip, ContainerContents, ContainerLimits, ContainerMember, SkippedMember,
+    extract_zip, ContainerContents, ContainerLimits, ContainerMember, SkippedMember, REPEATED_NAMES,
 };
 pub use coverage::{assert_accounts_for_every_byte, source_id};
 pub use detect::{detect, DetectedBy, Detection, Format, Language};
 pub use dispatch::{PretokenizeOptions, Pretokenized, Pretokenizer};
 pub use hf_pretokenizer::HfPreTokenizer;
 pub use image::{ImageColor, ImageOptions, ImageSegmenter};
-pub use pdf::{PdfOptions, PdfSegmenter};
-pub use text::{TextOptions, TextSegmenter, TextSplit, DEFAULT_PRETOKENS_PER_SEGMENT};
+pub use pdf::{PdfOptions, PdfSegmenter, DEFAULT_MAX_PDF_TEXT_BYTES};
+pub use text::{
+    TextOptions, TextSegmenter, TextSplit, DEFAULT_MAX_TEXT_SEGMENTS, DEFAULT_PRETOKENS_PER_SEGMENT,
+};
 #[cfg(feature = "video")]
 pub use video::VideoSegmenter;
-pub use video_options::VideoOptions;
+pub use video_options::{VideoOptions, DEFAULT_MAX_TOTAL_VIDEO_PIXELS};
 
 /// What kind of content a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -156,14 +158,22 @@ pub enum PretokenizeError {
         reason: String,
     },
     /// A safety limit was exceeded (decompression bombs, too many archive members, …).
-    #[error("{what}: {actual} exceeds the limit of {limit}")]
+    ///
+    /// Limits are checked before what they bound is allocated: from a header where the header
+    /// gives the size, and while decoding otherwise (a header can lie).
+    #[error("{what}: {actual} exceeds the limit of {limit} (option `{option}`)")]
     LimitExceeded {
         /// What was limited (`decoded pixels`, `zip members`, …).
         what: String,
         /// The configured limit.
         limit: u64,
-        /// The value the input asked for.
+        /// The value the input asked for. Where counting stopped as soon as it passed the limit
+        /// (while decoding, say), it is a lower bound.
         actual: u64,
+        /// The option that sets this limit, as its path in [`PretokenizeOptions`]
+        /// (`audio.max_decoded_samples`, `image.max_decoded_pixels`, `pdf.max_text_bytes`,
+        /// `container.max_members`, …), so that a caller can say which knob raises it.
+        option: &'static str,
     },
     /// A segmenter was configured with options that cannot work (a zero patch size, …).
     #[error("invalid {segmenter} options: {reason}")]

@@ -2,8 +2,10 @@
 //! pre-tokens, on bytes (invalid UTF-8 is kept as it is: bytes are bytes), with an optional cap on
 //! a segment's length.
 
+use std::ops::Range;
+
 use crate::hf_pretokenizer::{pieces, PieceKind};
-use crate::{HfPreTokenizer, Modality, Segment, Segmenter};
+use crate::{HfPreTokenizer, Modality, PretokenizeError, Segment, Segmenter};
 
 /// How text is split.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -46,6 +48,11 @@ impl std::str::FromStr for TextSplit {
 /// while still cutting only at pre-token boundaries.
 pub const DEFAULT_PRETOKENS_PER_SEGMENT: usize = 64;
 
+/// Default of [`TextOptions::max_segments`]: 1 048 576 segments. A segment costs some hundreds of
+/// bytes of bookkeeping (label, range, metadata) whatever its length, so a document of line breaks
+/// split into lines, or any document under a 1-byte cap, would otherwise cost that much per byte.
+pub const DEFAULT_MAX_TEXT_SEGMENTS: usize = 1 << 20;
+
 /// Options of [`TextSegmenter`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextOptions {
@@ -57,6 +64,11 @@ pub struct TextOptions {
     /// With [`TextSplit::PreTokenizer`]: pre-tokens per segment (1: every pre-token and every
     /// gap is a segment of its own; 0 counts as 1). Default: [`DEFAULT_PRETOKENS_PER_SEGMENT`].
     pub pretokens_per_segment: usize,
+    /// The most segments one document may give (after the `max_segment_bytes` cap); past it the
+    /// document is refused with [`PretokenizeError::LimitExceeded`]
+    /// (`option = "text.max_segments"`, `actual` the exact count, found without building the
+    /// segments). 0 counts as 1. Default: [`DEFAULT_MAX_TEXT_SEGMENTS`].
+    pub max_segments: usize,
 }
 
 impl Default for TextOptions {
@@ -65,12 +77,14 @@ impl Default for TextOptions {
             split: TextSplit::Whole,
             max_segment_bytes: None,
             pretokens_per_segment: DEFAULT_PRETOKENS_PER_SEGMENT,
+            max_segments: DEFAULT_MAX_TEXT_SEGMENTS,
         }
     }
 }
 
-/// Splits text into segments that tile the document exactly. Only a
-/// [`TextSplit::PreTokenizer`] can fail ([`PretokenizeError::PreTokenizerFailed`](crate::PretokenizeError::PreTokenizerFailed)).
+/// Splits text into segments that tile the document exactly. A [`TextSplit::PreTokenizer`] can
+/// fail ([`PretokenizeError::PreTokenizerFailed`]), and a document that would give more than
+/// [`TextOptions::max_segments`] segments is a [`PretokenizeError::LimitExceeded`].
 ///
 /// ```
 /// use blt_pretokenize::{Segmenter, TextOptions, TextSegmenter, TextSplit};
@@ -92,55 +106,64 @@ impl TextSegmenter {
     }
 }
 
+/// A piece of the document before the length cap: its label, range and pre-token count.
+type Piece = (&'static str, Range<usize>, Option<usize>);
+
 impl Segmenter for TextSegmenter {
     fn segment(&self, document: &[u8]) -> crate::Result<Vec<Segment>> {
-        // (label, range, pre-tokens in it) of each piece, before the length cap
-        let ranged = |label: &'static str, ends: Vec<usize>| {
-            let mut start = 0;
-            ends.into_iter()
-                .map(|end| {
-                    let piece = (label, start..end, None::<usize>);
-                    start = end;
-                    piece
-                })
-                .collect::<Vec<_>>()
-        };
+        // Pieces are produced lazily, so that a document asking for too many segments is
+        // refused without a range, let alone a segment, being held for each.
         let (empty_label, pieces) = match &self.options.split {
-            TextSplit::Whole => ("document", ranged("document", vec![document.len()])),
+            TextSplit::Whole => (
+                "document",
+                ranged("document", std::iter::once(document.len())),
+            ),
             TextSplit::Paragraphs => ("paragraph", ranged("paragraph", paragraph_ends(document))),
             TextSplit::Lines => ("line", ranged("line", line_ends(document))),
             TextSplit::PreTokenizer(pre) => (
                 "pretokens",
-                pieces(pre, document, self.options.pretokens_per_segment)?
-                    .into_iter()
-                    .map(|(kind, range)| match kind {
-                        PieceKind::PreTokens(n) => ("pretokens", range, Some(n)),
-                        PieceKind::Gap => ("gap", range, None),
-                        PieceKind::InvalidUtf8 => ("invalid_utf8", range, None),
-                    })
-                    .collect(),
+                Box::new(
+                    pieces(pre, document, self.options.pretokens_per_segment)?
+                        .into_iter()
+                        .map(|(kind, range)| match kind {
+                            PieceKind::PreTokens(n) => ("pretokens", range, Some(n)),
+                            PieceKind::Gap => ("gap", range, None),
+                            PieceKind::InvalidUtf8 => ("invalid_utf8", range, None),
+                        }),
+                ) as Box<dyn Iterator<Item = Piece> + '_>,
             ),
         };
-        let mut segments = Vec::with_capacity(pieces.len());
-        for (label, range, pretokens) in pieces {
-            for piece in cap_pieces(document, range, self.options.max_segment_bytes) {
-                let bytes = &document[piece.clone()];
-                let mut metadata = serde_json::json!({
-                    "index": segments.len(),
-                    "utf8": std::str::from_utf8(bytes).is_ok(),
-                });
-                if let Some(n) = pretokens {
-                    metadata["pretokens"] = n.into();
-                }
-                segments.push(Segment {
-                    modality: Modality::Text,
-                    label: label.to_owned(),
-                    byte_range: piece.start as u64..piece.end as u64,
-                    source_id: None,
-                    metadata,
-                    decoded: None,
+        let cap = self.options.max_segment_bytes;
+        let max = self.options.max_segments.max(1);
+        let mut capped = pieces.flat_map(|(label, range, pretokens)| {
+            cap_pieces(document, range, cap).map(move |piece| (label, piece, pretokens))
+        });
+        let mut segments = Vec::new();
+        while let Some((label, piece, pretokens)) = capped.next() {
+            if segments.len() == max {
+                return Err(PretokenizeError::LimitExceeded {
+                    what: format!("text segments ({label} split)"),
+                    limit: max as u64,
+                    actual: (max as u64) + 1 + capped.count() as u64,
+                    option: "text.max_segments",
                 });
             }
+            let bytes = &document[piece.clone()];
+            let mut metadata = serde_json::json!({
+                "index": segments.len(),
+                "utf8": std::str::from_utf8(bytes).is_ok(),
+            });
+            if let Some(n) = pretokens {
+                metadata["pretokens"] = n.into();
+            }
+            segments.push(Segment {
+                modality: Modality::Text,
+                label: label.to_owned(),
+                byte_range: piece.start as u64..piece.end as u64,
+                source_id: None,
+                metadata,
+                decoded: None,
+            });
         }
         if segments.is_empty() {
             // an empty document is one empty segment, so that it still has a Branch
@@ -157,89 +180,108 @@ impl Segmenter for TextSegmenter {
     }
 }
 
+/// Consecutive pieces labelled `label` ending at each of `ends`, the first starting at 0.
+fn ranged<'a>(
+    label: &'static str,
+    ends: impl Iterator<Item = usize> + 'a,
+) -> Box<dyn Iterator<Item = Piece> + 'a> {
+    let mut start = 0;
+    Box::new(ends.map(move |end| {
+        let piece = (label, start..end, None);
+        start = end;
+        piece
+    }))
+}
+
 /// End offsets of lines (each line keeps its `\n`); the last line may lack one.
-fn line_ends(document: &[u8]) -> Vec<usize> {
-    let mut ends: Vec<usize> = document
+fn line_ends(document: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let unterminated = document.last().is_some_and(|&b| b != b'\n');
+    document
         .iter()
         .enumerate()
         .filter(|(_, &b)| b == b'\n')
         .map(|(i, _)| i + 1)
-        .collect();
-    if ends.last() != Some(&document.len()) && !document.is_empty() {
-        ends.push(document.len());
-    }
-    ends
+        .chain(unterminated.then_some(document.len()))
 }
 
 /// End offsets of paragraphs: after every run of line breaks (`\n` with optional `\r` and
 /// other horizontal whitespace between them) holding at least two `\n`.
-fn paragraph_ends(document: &[u8]) -> Vec<usize> {
-    let mut ends = Vec::new();
+fn paragraph_ends(document: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let mut i = 0usize;
-    while i < document.len() {
-        if document[i] == b'\n' {
-            let mut j = i;
-            let mut newlines = 0;
-            let mut last_newline = i;
-            while j < document.len() && matches!(document[j], b'\n' | b'\r' | b' ' | b'\t') {
-                if document[j] == b'\n' {
-                    newlines += 1;
-                    last_newline = j;
+    let mut last_end: Option<usize> = None;
+    let mut finished = false;
+    std::iter::from_fn(move || {
+        while i < document.len() {
+            if document[i] == b'\n' {
+                let mut j = i;
+                let mut newlines = 0;
+                let mut last_newline = i;
+                while j < document.len() && matches!(document[j], b'\n' | b'\r' | b' ' | b'\t') {
+                    if document[j] == b'\n' {
+                        newlines += 1;
+                        last_newline = j;
+                    }
+                    j += 1;
                 }
-                j += 1;
+                if newlines >= 2 {
+                    // the blank run ends with its last newline; indentation after it starts the
+                    // next paragraph
+                    i = last_newline + 1;
+                    last_end = Some(i);
+                    return Some(i);
+                }
+                i = j.max(i + 1);
+            } else {
+                i += 1;
             }
-            if newlines >= 2 {
-                // the blank run ends with its last newline; indentation after it starts the next
-                ends.push(last_newline + 1);
-                i = last_newline + 1;
-                continue;
-            }
-            i = j.max(i + 1);
-        } else {
-            i += 1;
         }
-    }
-    if ends.last() != Some(&document.len()) && !document.is_empty() {
-        ends.push(document.len());
-    }
-    ends
+        if finished {
+            return None;
+        }
+        finished = true;
+        (!document.is_empty() && last_end != Some(document.len())).then_some(document.len())
+    })
 }
 
 /// `range` cut into pieces of at most `cap` bytes, ending at a UTF-8 character boundary when
-/// one is within the last 4 bytes of a piece.
+/// one is within the last 4 bytes of a piece. An empty range is one empty piece.
 fn cap_pieces(
     document: &[u8],
-    range: std::ops::Range<usize>,
+    range: Range<usize>,
     cap: Option<usize>,
-) -> Vec<std::ops::Range<usize>> {
-    let Some(cap) = cap.filter(|&c| c > 0) else {
-        return vec![range];
-    };
-    let mut pieces = Vec::new();
+) -> impl Iterator<Item = Range<usize>> + '_ {
+    // no cap (or 0): the range itself
+    let cap = cap.filter(|&c| c > 0).unwrap_or(usize::MAX);
     let mut start = range.start;
-    while range.end - start > cap {
-        let mut end = start + cap;
-        // back off over UTF-8 continuation bytes so a character is not cut (at most 3)
-        let mut back = 0;
-        while back < 3 && end - back > start + 1 && (document[end - back] & 0xC0) == 0x80 {
-            back += 1;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
         }
-        if (document[end - back] & 0xC0) != 0x80 {
-            end -= back;
+        if range.end - start > cap {
+            let mut end = start + cap;
+            // back off over UTF-8 continuation bytes so a character is not cut (at most 3)
+            let mut back = 0;
+            while back < 3 && end - back > start + 1 && (document[end - back] & 0xC0) == 0x80 {
+                back += 1;
+            }
+            if (document[end - back] & 0xC0) != 0x80 {
+                end -= back;
+            }
+            let piece = start..end;
+            start = end;
+            return Some(piece);
         }
-        pieces.push(start..end);
-        start = end;
-    }
-    if start < range.end || pieces.is_empty() {
-        pieces.push(start..range.end);
-    }
-    pieces
+        done = true;
+        // the rest (or the empty range) is the last piece
+        Some(start..range.end)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assert_accounts_for_every_byte;
+    use crate::{assert_accounts_for_every_byte, PretokenizeError};
 
     fn split(doc: &[u8], split: TextSplit, cap: Option<usize>) -> Vec<Vec<u8>> {
         let segs = TextSegmenter::new(TextOptions {
@@ -275,6 +317,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn too_many_segments_are_refused_with_the_exact_count() {
+        let count = |doc: &[u8], split: TextSplit, cap: Option<usize>, max: usize| {
+            TextSegmenter::new(TextOptions {
+                split,
+                max_segment_bytes: cap,
+                max_segments: max,
+                ..Default::default()
+            })
+            .segment(doc)
+        };
+        let newlines = vec![b'\n'; 10_000];
+        let words = "w ".repeat(3000);
+        let short_lines = b"ab\n".repeat(2000);
+        let paragraphs = b"p\n\n".repeat(3000);
+        let cases: [(&[u8], TextSplit, Option<usize>, u64); 5] = [
+            // one segment per byte
+            (&newlines, TextSplit::Lines, None, 10_000),
+            (&newlines, TextSplit::Whole, Some(1), 10_000),
+            // a 1-byte cap applies after the split: 2 pieces per line
+            (&short_lines, TextSplit::Lines, Some(2), 4000),
+            (&paragraphs, TextSplit::Paragraphs, None, 3000),
+            (
+                words.as_bytes(),
+                pre_tokenizer(WHITESPACE),
+                None,
+                // 3000 words in groups of 64: 47 groups, the 46 gaps between them and the
+                // trailing space
+                94,
+            ),
+        ];
+        for (doc, split, cap, segments) in cases {
+            let max = segments as usize - 1;
+            match count(doc, split.clone(), cap, max) {
+                Err(PretokenizeError::LimitExceeded {
+                    limit,
+                    actual,
+                    option,
+                    ..
+                }) => {
+                    assert_eq!(option, "text.max_segments");
+                    assert_eq!((limit, actual), (max as u64, segments), "{split:?} {cap:?}");
+                }
+                other => panic!("{split:?} {cap:?}: {other:?}"),
+            }
+            // exactly at the limit: fine, and the same segments as without a limit
+            let at = count(doc, split.clone(), cap, max + 1).unwrap();
+            assert_eq!(at.len() as u64, segments);
+            assert_accounts_for_every_byte(doc, &at).unwrap();
+            assert_eq!(at, count(doc, split, cap, usize::MAX).unwrap());
+        }
+        // An empty document still gives its one empty segment, even with a limit of 0.
+        assert_eq!(count(b"", TextSplit::Lines, None, 0).unwrap().len(), 1);
     }
 
     #[test]
@@ -348,6 +445,7 @@ mod tests {
                             split: pre_tokenizer(json),
                             pretokens_per_segment: per,
                             max_segment_bytes: cap,
+                            ..Default::default()
                         })
                         .segment(doc)
                         .unwrap();

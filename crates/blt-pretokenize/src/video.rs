@@ -32,8 +32,14 @@
 //! Corrupt packets are skipped by FFmpeg's demuxer and decoder; a truncated file gives what was
 //! decoded. A file with neither a decodable video frame nor a decodable audio sample is a
 //! [`PretokenizeError::Decode`]. Frames larger than [`VideoOptions::max_decoded_pixels`] (from the
-//! stream header, before decoding), more than [`VideoOptions::max_frames`] kept frames, or more
-//! audio than [`AudioOptions::max_decoded_samples`](crate::AudioOptions::max_decoded_samples) are [`PretokenizeError::LimitExceeded`].
+//! stream header, before decoding, and again for every decoded frame, since a stream may change
+//! size), more than [`VideoOptions::max_frames`] kept frames, kept frames adding up to more than
+//! [`VideoOptions::max_total_pixels`] after resizing (checked before each is converted), or more
+//! audio than [`AudioOptions::max_decoded_samples`](crate::AudioOptions::max_decoded_samples)
+//! (decoded, or after resampling, checked after every decoded audio frame as for
+//! [`AudioSegmenter`](crate::AudioSegmenter)) are [`PretokenizeError::LimitExceeded`]; its
+//! `option` is `video.max_decoded_pixels`, `video.max_frames`, `video.max_total_pixels` or
+//! `video.audio.max_decoded_samples`.
 //! FFmpeg's own logging is silenced (this crate never prints); failures come back as errors.
 
 use std::io::Write;
@@ -47,7 +53,7 @@ use ffmpeg::util::frame::{audio::Audio as AudioFrame, video::Video as VideoFrame
 use ffmpeg_next as ffmpeg;
 use serde_json::json;
 
-use crate::audio::{frame_segments, DecodedAudio};
+use crate::audio::{check_sample_budget, frame_segments, DecodedAudio};
 use crate::image::{content_source_id, fit_within};
 use crate::{Modality, PretokenizeError, Segment, Segmenter, VideoOptions};
 
@@ -110,6 +116,9 @@ struct FrameSampler {
     max_side: Option<u32>,
     max_pixels: u64,
     max_frames: u64,
+    max_total_pixels: u64,
+    /// Pixels of the kept frames so far (after resizing).
+    kept_pixels: u64,
     decoded: u64,
     scaler: Option<(Scaler, (Pixel, u32, u32))>,
     kept: Vec<KeptFrame>,
@@ -147,6 +156,7 @@ impl FrameSampler {
                 what: "kept video frames".into(),
                 limit: self.max_frames,
                 actual: self.kept.len() as u64 + 1,
+                option: "video.max_frames",
             });
         }
         let (w, h, format) = (frame.width(), frame.height(), frame.format());
@@ -160,9 +170,22 @@ impl FrameSampler {
                 what: format!("decoded pixels of a {w}x{h} video frame"),
                 limit: self.max_pixels,
                 actual: pixels,
+                option: "video.max_decoded_pixels",
             });
         }
         let (out_w, out_h) = fit_within(w, h, self.max_side);
+        let kept_pixels = self.kept_pixels + u64::from(out_w) * u64::from(out_h);
+        if kept_pixels > self.max_total_pixels {
+            return Err(PretokenizeError::LimitExceeded {
+                what: format!(
+                    "pixels of the kept video frames ({} frames so far, this one {out_w}x{out_h})",
+                    self.kept.len()
+                ),
+                limit: self.max_total_pixels,
+                actual: kept_pixels,
+                option: "video.max_total_pixels",
+            });
+        }
         let key = (format, w, h);
         if self.scaler.as_ref().map(|(_, k)| *k) != Some(key) {
             let scaler = Scaler::get(format, w, h, Pixel::RGB24, out_w, out_h, Flags::BILINEAR)
@@ -196,6 +219,7 @@ impl FrameSampler {
             source_frame: index,
             rgb: pixels,
         });
+        self.kept_pixels = kept_pixels;
         Ok(())
     }
 }
@@ -317,6 +341,7 @@ impl Segmenter for VideoSegmenter {
                         ),
                         limit: opts.max_decoded_pixels,
                         actual: pixels,
+                        option: "video.max_decoded_pixels",
                     });
                 }
                 let codec = decoder.id().name().to_string();
@@ -328,6 +353,8 @@ impl Segmenter for VideoSegmenter {
                     max_side: opts.max_side,
                     max_pixels: opts.max_decoded_pixels,
                     max_frames: opts.max_frames,
+                    max_total_pixels: opts.max_total_pixels,
+                    kept_pixels: 0,
                     decoded: 0,
                     scaler: None,
                     kept: Vec::new(),
@@ -363,7 +390,7 @@ impl Segmenter for VideoSegmenter {
         let mut skipped_packets = 0u64;
         let mut video_frame = VideoFrame::empty();
         let mut audio_frame = AudioFrame::empty();
-        let max_samples = opts.audio.max_decoded_samples;
+        let audio_options = &opts.audio;
         // Drains decoded frames; `flush` after the end of the stream.
         let drain_video =
             |v: &mut Option<(usize, ffmpeg::decoder::Video, FrameSampler, String)>,
@@ -401,14 +428,18 @@ impl Segmenter for VideoSegmenter {
                         }
                         Some(_) => {}
                     }
+                    // Checked before the frame's samples are appended (and, with the
+                    // resampling ratio, before anything is resampled).
+                    let (rate, channels) = this;
+                    check_sample_budget(
+                        (samples.len() + frame.samples() * channels) as u64,
+                        channels,
+                        rate,
+                        audio_options,
+                        "video.audio.max_decoded_samples",
+                        "the video's audio track",
+                    )?;
                     append_audio(frame, samples)?;
-                    if samples.len() as u64 > max_samples {
-                        return Err(PretokenizeError::LimitExceeded {
-                            what: "decoded audio samples of the video's audio track".into(),
-                            limit: max_samples,
-                            actual: samples.len() as u64,
-                        });
-                    }
                 }
             }
             Ok(())
@@ -492,6 +523,7 @@ impl Segmenter for VideoSegmenter {
                 segments.extend(frame_segments(
                     decoded,
                     &opts.audio,
+                    "video.audio.max_decoded_samples",
                     file_range,
                     &source_id,
                     Modality::Audio,

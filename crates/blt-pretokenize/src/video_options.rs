@@ -5,6 +5,10 @@ use crate::audio::AudioOptions;
 use crate::image::DEFAULT_MAX_DECODED_PIXELS;
 use crate::PretokenizeError;
 
+/// Default of [`VideoOptions::max_total_pixels`]: 7200 frames of 256 × 256 pixels (1.3 GiB of
+/// `rgb8`).
+pub const DEFAULT_MAX_TOTAL_VIDEO_PIXELS: u64 = 7200 * 256 * 256;
+
 /// How `VideoSegmenter` (feature `video`) samples, resizes and frames a video.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoOptions {
@@ -20,6 +24,12 @@ pub struct VideoOptions {
     /// Refuse videos that would give more kept frames than this. Default: 7200 (two hours at
     /// one frame per second).
     pub max_frames: u64,
+    /// Refuse videos whose kept frames, after resizing, add up to more pixels than this
+    /// (checked before each kept frame is converted, so at most this many `rgb8` pixels are
+    /// held). Default: [`DEFAULT_MAX_TOTAL_VIDEO_PIXELS`], what the default `max_frames` frames
+    /// of the default `max_side` hold; it bounds a video whose frames are kept unresized
+    /// (`max_side: None`), which `max_frames × max_decoded_pixels` alone would not.
+    pub max_total_pixels: u64,
     /// How the audio track is framed (the same options as [`AudioSegmenter`](crate::AudioSegmenter)).
     pub audio: AudioOptions,
     /// Decode the audio track at all. Default: `true`.
@@ -35,6 +45,7 @@ impl Default for VideoOptions {
             max_side: Some(256),
             max_decoded_pixels: DEFAULT_MAX_DECODED_PIXELS,
             max_frames: 7200,
+            max_total_pixels: DEFAULT_MAX_TOTAL_VIDEO_PIXELS,
             audio: AudioOptions::default(),
             include_audio: true,
             include_file_bytes: false,

@@ -300,7 +300,9 @@ fn decompression_bombs_are_refused_from_the_header() {
             limit,
             actual,
             what,
+            option,
         } => {
+            assert_eq!(option, "image.max_decoded_pixels");
             assert_eq!(actual, 10_000_000_000);
             assert_eq!(limit, blt_pretokenize::image::DEFAULT_MAX_DECODED_PIXELS);
             assert!(what.contains("100000x100000 png"), "{what}");
@@ -333,7 +335,8 @@ fn decompression_bombs_are_refused_from_the_header() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "decoded pixels of a 512x512 png: 262144 exceeds the limit of 1000"
+        "decoded pixels of a 512x512 png: 262144 exceeds the limit of 1000 \
+         (option `image.max_decoded_pixels`)"
     );
 }
 

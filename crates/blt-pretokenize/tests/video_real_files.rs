@@ -266,7 +266,14 @@ fn damaged_videos_give_a_typed_error_or_a_partial_result_never_a_panic() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, PretokenizeError::LimitExceeded { actual: 76_800, .. }),
+        matches!(
+            err,
+            PretokenizeError::LimitExceeded {
+                actual: 76_800,
+                option: "video.max_decoded_pixels",
+                ..
+            }
+        ),
         "{err}"
     );
     let err = segment(
@@ -283,6 +290,63 @@ fn damaged_videos_give_a_typed_error_or_a_partial_result_never_a_panic() {
             PretokenizeError::LimitExceeded {
                 limit: 2,
                 actual: 3,
+                option: "video.max_frames",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn kept_pixels_in_all_and_the_sound_track_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = mp4(dir.path());
+    // Frames kept unresized (320 × 240 = 76 800 pixels): two fit in 160 000, the third does not,
+    // although each frame is within max_decoded_pixels and 3 frames within max_frames.
+    let unresized = VideoOptions {
+        max_side: None,
+        max_total_pixels: 160_000,
+        ..Default::default()
+    };
+    let err = segment(unresized.clone(), &good).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PretokenizeError::LimitExceeded {
+                limit: 160_000,
+                actual: 230_400,
+                option: "video.max_total_pixels",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Resized to 256 × 192 (49 152 pixels) the same three frames fit.
+    let resized = VideoOptions {
+        max_total_pixels: 160_000,
+        ..Default::default()
+    };
+    let segs = segment(resized, &good).unwrap();
+    assert_eq!(split(&segs).0.len(), 3);
+    // The sound track (about 1.4 s) resampled to 16 kHz is over 20 000 samples: its own option.
+    let err = segment(
+        VideoOptions {
+            audio: AudioOptions {
+                max_decoded_samples: 20_000,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        &good,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PretokenizeError::LimitExceeded {
+                limit: 20_000,
+                option: "video.audio.max_decoded_samples",
                 ..
             }
         ),

@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         split,
         max_segment_bytes: cap,
         pretokens_per_segment: (knob as usize / 7) % 4,
+        ..Default::default()
     })
     .segment(doc)
     .expect("text never fails with these pre-tokenizers");
