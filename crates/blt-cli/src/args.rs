@@ -380,6 +380,9 @@ pub struct PretokenizeArgs {
     /// Cut text segments longer than this many bytes.
     #[arg(long)]
     pub text_max_segment_bytes: Option<usize>,
+    /// Refuse text documents that would split into more segments than this.
+    #[arg(long, default_value_t = blt_pretokenize::DEFAULT_MAX_TEXT_SEGMENTS)]
+    pub text_max_segments: usize,
     /// Do not attach the comments and attributes right above a code unit to it.
     #[arg(long)]
     pub code_detached_comments: bool,
@@ -389,6 +392,10 @@ pub struct PretokenizeArgs {
     /// Extract the text of at most this many PDF pages.
     #[arg(long, default_value_t = 10_000)]
     pub pdf_max_pages: usize,
+    /// Refuse PDFs whose page texts add up to more than this many bytes (pages that share one
+    /// content stream count once per page).
+    #[arg(long, default_value_t = blt_pretokenize::DEFAULT_MAX_PDF_TEXT_BYTES)]
+    pub pdf_max_text_bytes: usize,
     /// Refuse executables with more sections than this.
     #[arg(long, default_value_t = 65_536)]
     pub binary_max_sections: usize,
@@ -457,6 +464,9 @@ pub struct PretokenizeArgs {
     /// Refuse videos that would give more kept frames than this.
     #[arg(long, default_value_t = 7200)]
     pub video_max_frames: u64,
+    /// Refuse videos whose kept frames add up to more pixels than this.
+    #[arg(long, default_value_t = blt_pretokenize::DEFAULT_MAX_TOTAL_VIDEO_PIXELS)]
+    pub video_max_total_pixels: u64,
     /// Do not decode video sound tracks (their audio is framed by the --audio-* flags).
     #[arg(long)]
     pub video_no_audio: bool,

@@ -411,9 +411,14 @@ impl IngestObserver for Progress {
 /// `audio.max_decoded_samples`, `container.max_members`): options map onto flags by their
 /// path, with `-` for `.` and `_`, and the container limits are the `--zip-*` flags.
 pub(crate) fn limit_flag(option: &str) -> String {
-    let option = option
-        .strip_prefix("container.")
-        .map_or_else(|| option.to_owned(), |rest| format!("zip.{rest}"));
+    let option = if let Some(rest) = option.strip_prefix("container.") {
+        format!("zip.{rest}")
+    } else if let Some(rest) = option.strip_prefix("video.audio.") {
+        // A video's sound track is framed by the audio flags.
+        format!("audio.{rest}")
+    } else {
+        option.to_owned()
+    };
     format!("--{}", option.replace(['.', '_'], "-"))
 }
 
@@ -445,5 +450,17 @@ mod tests {
         "max_hidden_bytes",
         "max_record_bytes",
         "max_referenced_file_bytes",
+        "audio.max_decoded_samples",
+        "video.audio.max_decoded_samples",
+        "image.max_decoded_pixels",
+        "video.max_decoded_pixels",
+        "video.max_frames",
+        "video.max_total_pixels",
+        "binary.max_sections",
+        "container.max_members",
+        "container.max_total_bytes",
+        "container.max_member_bytes",
+        "pdf.max_text_bytes",
+        "text.max_segments",
     ];
 }

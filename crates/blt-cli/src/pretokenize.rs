@@ -32,6 +32,7 @@ pub fn options(args: &PretokenizeArgs) -> anyhow::Result<PretokenizeOptions> {
             split: text_split(args)?,
             max_segment_bytes: args.text_max_segment_bytes,
             pretokens_per_segment: args.text_pretokens_per_segment,
+            max_segments: args.text_max_segments,
         },
         code: CodeOptions {
             attach_leading_comments: !args.code_detached_comments,
@@ -40,6 +41,7 @@ pub fn options(args: &PretokenizeArgs) -> anyhow::Result<PretokenizeOptions> {
         pdf: PdfOptions {
             raw_view: !args.pdf_no_raw_view,
             max_pages: args.pdf_max_pages,
+            max_text_bytes: args.pdf_max_text_bytes,
             ..PdfOptions::default()
         },
         binary: BinaryOptions {
@@ -68,6 +70,7 @@ pub fn options(args: &PretokenizeArgs) -> anyhow::Result<PretokenizeOptions> {
             max_side: args.video_max_side.0,
             max_decoded_pixels: args.video_max_decoded_pixels,
             max_frames: args.video_max_frames,
+            max_total_pixels: args.video_max_total_pixels,
             audio: audio.clone(),
             include_audio: !args.video_no_audio,
             include_file_bytes: args.video_include_file_bytes,
@@ -181,6 +184,7 @@ mod tests {
                 max_side: Some(64),
                 max_decoded_pixels: 77,
                 max_frames: 5,
+                max_total_pixels: blt_pretokenize::DEFAULT_MAX_TOTAL_VIDEO_PIXELS,
                 audio,
                 include_audio: false,
                 include_file_bytes: true,

@@ -15,8 +15,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use blt_datasets::{
-    DocumentRef, ReadLimits, EntropyRow, EntropyShardOptions, EntropyShardSink, InputSpec, SafetensorsDirSink,
-    Selection, ShardOptions, SourceItem, WebDatasetSink,
+    DocumentRef, EntropyRow, EntropyShardOptions, EntropyShardSink, InputSpec, ReadLimits,
+    SafetensorsDirSink, Selection, ShardOptions, SourceItem, WebDatasetSink,
 };
 use blt_model::backend::Backend;
 use blt_model::{EntropyEstimator, EstimateOptions};
@@ -293,6 +293,9 @@ fn limit_option(e: &Error) -> Option<&'static str> {
             Some("max_doc_bytes")
         }
         Error::Dataset(e) => e.option(),
+        Error::Pretokenize(blt_pretokenize::PretokenizeError::LimitExceeded { option, .. }) => {
+            Some(option)
+        }
         _ => None,
     }
 }
