@@ -265,7 +265,7 @@ fn smoke(target_name: &str, target: fn(&[u8]) -> Outcome, keep_selector: bool, m
 
 #[test]
 fn tables() {
-    smoke("tables", blt_fuzz::tables, true, 1000);
+    smoke("tables", blt_fuzz::tables, true, 1500);
 }
 
 #[test]
@@ -274,18 +274,18 @@ fn checkpoint_safetensors() {
         "checkpoint_safetensors",
         blt_fuzz::checkpoint_safetensors,
         false,
-        3000,
+        5000,
     );
 }
 
 #[test]
 fn checkpoint_pth() {
-    smoke("checkpoint_pth", blt_fuzz::checkpoint_pth, false, 3000);
+    smoke("checkpoint_pth", blt_fuzz::checkpoint_pth, false, 5000);
 }
 
 #[test]
 fn readback() {
-    smoke("readback", blt_fuzz::readback, true, 2000);
+    smoke("readback", blt_fuzz::readback, true, 4000);
 }
 
 #[cfg(feature = "video")]
@@ -296,7 +296,7 @@ fn video() {
 
 #[test]
 fn pretokenize() {
-    smoke("pretokenize", blt_fuzz::pretokenize, true, 2000);
+    smoke("pretokenize", blt_fuzz::pretokenize, true, 3000);
 }
 
 /// The mutator is deterministic and changes its input.
