@@ -94,7 +94,7 @@ impl StoredDocument {
             }
         }
         let seg = values(&st, "segments", Dtype::I64, path, i64::from_le_bytes)?;
-        Ok(Self {
+        let doc = Self {
             bytes: values(&st, "bytes", Dtype::U8, path, |b: [u8; 1]| b[0])?,
             token_ids: values(&st, "token_ids", Dtype::I32, path, i32::from_le_bytes)?,
             entropies: values(&st, "entropies", Dtype::F32, path, f32::from_le_bytes)?,
@@ -108,7 +108,44 @@ impl StoredDocument {
                 .collect(),
             embeddings_shape: st.tensor("embeddings").ok().map(|v| v.shape().to_vec()),
             metadata,
-        })
+        };
+        doc.check(path)?;
+        Ok(doc)
+    }
+
+    /// Refuses a record whose tensors disagree with each other: per-position tensors of other
+    /// lengths than `token_ids`, segment rows whose byte or token ranges are reversed or run
+    /// past `bytes` or `token_ids`, negative patch lengths. Everything that reads a record
+    /// (`to_result`, the sidecar rebuilt from a shard) may then slice by these ranges.
+    fn check(&self, path: &Path) -> Result<()> {
+        let n = self.token_ids.len();
+        for (name, len) in [
+            ("entropies", self.entropies.len()),
+            ("prominence", self.prominence.len()),
+            ("coherence", self.coherence.len()),
+        ] {
+            if len != n {
+                return Err(invalid(
+                    path,
+                    format!("{name} has {len} values, token_ids {n}"),
+                ));
+            }
+        }
+        if self.patch_lengths.iter().any(|&l| l < 0) {
+            return Err(invalid(path, "a patch length is negative".into()));
+        }
+        let bytes = self.bytes.len() as i64;
+        for (i, &[b0, b1, t0, t1]) in self.segments.iter().enumerate() {
+            if !(0 <= b0 && b0 <= b1 && b1 <= bytes && 0 <= t0 && t0 <= t1 && t1 <= n as i64) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "segment {i} has bytes {b0}..{b1} of {bytes} and tokens {t0}..{t1} of {n}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads a per-document output file.

@@ -203,9 +203,32 @@ pub(crate) fn check_sample_budget(
     Ok(())
 }
 
+/// Decodes the first audio track of `document` with symphonia; a panic in symphonia on a
+/// hostile header (an overflowing block-size product in its WAV reader, found by fuzzing) is a
+/// decode error, not a crash.
+fn decode_audio(document: &[u8], options: &AudioOptions) -> Result<DecodedAudio, PretokenizeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_audio_unguarded(document, options)
+    }))
+    .unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Err(decode_error(
+            "audio",
+            format!("the decoder panicked: {message}"),
+        ))
+    })
+}
+
 /// Decodes the first audio track of `document` with symphonia, stopping as soon as the samples
 /// decoded so far break the sample budget (see [`check_sample_budget`]).
-fn decode_audio(document: &[u8], options: &AudioOptions) -> Result<DecodedAudio, PretokenizeError> {
+fn decode_audio_unguarded(
+    document: &[u8],
+    options: &AudioOptions,
+) -> Result<DecodedAudio, PretokenizeError> {
     let mss = MediaSourceStream::new(Box::new(Cursor::new(document)), Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(
