@@ -132,7 +132,7 @@ impl StoredDocument {
             }
         }
         if self.patch_lengths.iter().any(|&l| l < 0) {
-            return Err(invalid(path, "a patch length is negative".into()));
+            return Err(invalid(path, "a patch length is negative"));
         }
         let bytes = self.bytes.len() as i64;
         for (i, &[b0, b1, t0, t1]) in self.segments.iter().enumerate() {
