@@ -4,11 +4,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use blt_datasets::{
-    ColumnSpec, EntropyFileFormat, EntropyShardSink, PathResolver, TableFormat, TableReader,
-    WebDatasetSink,
+    ColumnSpec, EntropyFileFormat, EntropyShardSink, PathResolver, ReadLimits, TableFormat,
+    TableReader, WebDatasetSink,
 };
 use blt_model::backend::Cpu;
 use blt_model::Checkpoint;
@@ -167,12 +166,15 @@ pub fn tables(data: &[u8]) -> Outcome {
     write(&path, body);
     let blob = dir.path().join(TABLE_BLOB);
     write(&blob, b"the bytes of a binary column's path");
-    let resolve: PathResolver = Arc::new(move |_: &str| Ok(blob.clone()));
+    // Production's confinement (the scratch folder is the root), with every path value sent to
+    // the blob: the fuzzer reaches the read path whatever name it writes.
+    let resolve = PathResolver::new(dir.path(), move |_: &str| Ok(blob.clone()));
     let columns = ColumnSpec {
         text: "text".into(),
         id: Some("id".into()),
     };
-    let reader = TableReader::open_with(&path, format, &columns, resolve).map_err(text)?;
+    let reader = TableReader::open_with(&path, format, &columns, resolve, &ReadLimits::default())
+        .map_err(text)?;
     let mut rows = 0;
     for row in reader.take(MAX_TABLE_ROWS) {
         let row = row.map_err(text)?;

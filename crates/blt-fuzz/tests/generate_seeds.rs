@@ -439,6 +439,7 @@ fn document(key: &str) -> DocumentResult {
     DocumentResult {
         key: key.into(),
         source_path: Some(format!("docs/{key}.txt")),
+        source_modified_ns: None,
         segments: vec![
             segment(Modality::Text, "document", 0..split, None),
             segment(
