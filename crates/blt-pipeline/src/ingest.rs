@@ -745,14 +745,13 @@ fn prepare(
     };
     let mut msgs = Vec::with_capacity(contents.members.len() + contents.skipped.len());
     for skipped in contents.skipped {
-        let member = member_ref(&skipped.name, 0);
-        let mut f = failure(
-            &member,
-            Stage::Pretokenize,
-            &Error::Stage(format!("zip member skipped: {}", skipped.reason)),
-        );
-        f.reason = format!("zip member skipped: {}", skipped.reason);
-        f.path = doc.origin_label().map(|p| format!("{p}!/{}", skipped.name));
+        let f = DocumentFailure {
+            key: member_ref(&skipped.name, 0).key,
+            path: doc.origin_label().map(|p| format!("{p}!/{}", skipped.name)),
+            stage: Stage::Pretokenize.as_str(),
+            reason: format!("zip member skipped: {}", skipped.reason),
+            limit: None,
+        };
         msgs.push(Loaded::Failed(f, 0));
     }
     for member in contents.members {
